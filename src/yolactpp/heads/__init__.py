@@ -1,0 +1,1 @@
+"""Heads on top of the FPN: prototypes, per-anchor predictions, anchors, mask re-scoring."""

@@ -1,0 +1,216 @@
+"""``YolactPP``: the user-facing model — load weights, predict, save."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Iterable, Sequence, overload
+
+import torch
+from torch import nn
+
+from yolactpp.checkpoint import (
+    CheckpointError,
+    config_name_from_filename,
+    load_state_dict_strict,
+    original_to_canonical,
+    read_original_checkpoint,
+)
+from yolactpp.config import DetectConfig, ModelConfig
+from yolactpp.detect import detect
+from yolactpp.network import NetworkOutput, YolactNetwork
+from yolactpp.postprocess import assemble_masks, boxes_to_pixels, mask_iou_scores
+from yolactpp.preprocess import ImageInput, preprocess, to_rgb_array
+from yolactpp.registry import get_model_config
+from yolactpp.results import Detections
+
+__all__ = ["YolactPP"]
+
+_SUPPORTED_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
+
+
+def _resolve_config(config: ModelConfig | str | None, fallback_name: str | None, source: str) -> ModelConfig:
+    if isinstance(config, ModelConfig):
+        return config
+    if isinstance(config, str):
+        return get_model_config(config)
+    if config is not None:
+        raise TypeError(f"config must be a ModelConfig or a model name, got {type(config).__name__}")
+    if fallback_name is None:
+        raise CheckpointError(
+            f"cannot infer the model config from the file name of {source} (expected "
+            "'<config>_<epoch>_<iteration>.pth' like the original release files); pass config='<model name>'"
+        )
+    return get_model_config(fallback_name)
+
+
+class YolactPP(nn.Module):
+    """A YOLACT / YOLACT++ instance-segmentation model.
+
+    Build one with :meth:`from_pretrained`; call :meth:`predict` on images. The model follows
+    ``.to(device)`` and ``.to(dtype)``: after ``model.to(torch.float64)`` every step, from
+    preprocessing to mask re-scoring, runs in float64.
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.network = YolactNetwork(config)
+        self.eval()
+
+    # -- construction -------------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str | os.PathLike[str],
+        config: ModelConfig | str | None = None,
+        *,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> "YolactPP":
+        """Load a model from an original ``.pth`` release file.
+
+        The config is inferred from the file name as the original does (the part before
+        ``_<epoch>_<iteration>.pth``) unless ``config`` (a :class:`ModelConfig` or a registered
+        model name) is given.
+        """
+        path = Path(name_or_path)
+        if path.suffix == ".pth" or path.is_file():
+            model = cls.from_original_checkpoint(path, config)
+        else:
+            raise FileNotFoundError(f"no checkpoint file at {path}")
+        if device is not None or dtype is not None:
+            model.to(device=device, dtype=dtype)
+        return model
+
+    @classmethod
+    def from_original_checkpoint(cls, path: str | os.PathLike[str], config: ModelConfig | str | None = None) -> "YolactPP":
+        """Load one of the original ``<config>_<epoch>_<iteration>.pth`` files (or a compatible one)."""
+        path = Path(path)
+        cfg = _resolve_config(config, config_name_from_filename(path), str(path))
+        state = read_original_checkpoint(path)
+        model = cls(cfg)
+        load_state_dict_strict(model.network, original_to_canonical(state, cfg.num_downsample), str(path))
+        return model
+
+    # -- properties ---------------------------------------------------------------------------
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.parameters()).dtype
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.config.class_names
+
+    def forward(self, x: torch.Tensor) -> NetworkOutput:
+        """Raw network outputs for a preprocessed batch ``[B, 3, S, S]``."""
+        return self.network(x)
+
+    # -- inference ----------------------------------------------------------------------------
+    @overload
+    def predict(self, images: ImageInput, **kwargs: Any) -> Detections: ...
+
+    @overload
+    def predict(self, images: Sequence[ImageInput], **kwargs: Any) -> list[Detections]: ...
+
+    def predict(
+        self,
+        images: ImageInput | Sequence[ImageInput],
+        *,
+        score_threshold: float = 0.0,
+        top_k: int | None = None,
+        conf_threshold: float | None = None,
+        iou_threshold: float | None = None,
+        max_detections: int | None = None,
+    ) -> Detections | list[Detections]:
+        """Detect and segment objects in one image or a list of images (run as one batch).
+
+        ``score_threshold`` keeps detections whose final score is strictly above it (0 keeps
+        everything the original's ``postprocess(..., score_threshold=0)`` returns).
+        ``top_k`` (per-class candidates for NMS), ``conf_threshold`` (pre-NMS filter),
+        ``iou_threshold`` and ``max_detections`` default to the model config (200, 0.05, 0.5, 100).
+        """
+        single = not isinstance(images, (list, tuple))
+        batch = [images] if single else list(images)
+        if not batch:
+            return []
+        settings = self._detect_settings(top_k, conf_threshold, iou_threshold, max_detections)
+        if score_threshold < 0 or score_threshold != score_threshold:
+            raise ValueError(f"score_threshold must be >= 0, got {score_threshold}")
+        arrays = [to_rgb_array(image) for image in batch]
+        results = self._predict_arrays(arrays, settings, score_threshold)
+        return results[0] if single else results
+
+    def _detect_settings(
+        self, top_k: int | None, conf_threshold: float | None, iou_threshold: float | None, max_detections: int | None
+    ) -> DetectConfig:
+        base = self.config.detect
+        settings = DetectConfig(
+            conf_threshold=base.conf_threshold if conf_threshold is None else float(conf_threshold),
+            iou_threshold=base.iou_threshold if iou_threshold is None else float(iou_threshold),
+            top_k=base.top_k if top_k is None else int(top_k),
+            max_detections=base.max_detections if max_detections is None else int(max_detections),
+        )
+        if settings.top_k < 1:
+            raise ValueError(f"top_k must be >= 1, got {settings.top_k}")
+        if settings.max_detections < 0:
+            raise ValueError(f"max_detections must be >= 0, got {settings.max_detections}")
+        if not 0.0 <= settings.conf_threshold < 1.0:
+            raise ValueError(f"conf_threshold must be in [0, 1), got {settings.conf_threshold}")
+        if not 0.0 < settings.iou_threshold <= 1.0:
+            raise ValueError(f"iou_threshold must be in (0, 1], got {settings.iou_threshold}")
+        return settings
+
+    def _predict_arrays(self, arrays: list[Any], settings: DetectConfig, score_threshold: float) -> list[Detections]:
+        dtype = self.dtype
+        if dtype not in _SUPPORTED_DTYPES:
+            raise TypeError(f"unsupported model dtype {dtype}")
+        with torch.inference_mode():
+            prepared = preprocess(arrays, self.config.preprocess, dtype=dtype, device=self.device)
+            out = self.network(prepared.tensor)
+            return [self._postprocess(out, i, size, settings, score_threshold) for i, size in enumerate(prepared.sizes)]
+
+    def _postprocess(
+        self, out: NetworkOutput, index: int, size: tuple[int, int], settings: DetectConfig, score_threshold: float
+    ) -> Detections:
+        height, width = size
+        raw = detect(out.loc[index], out.conf[index], out.coefficients[index], out.priors, settings)
+        soft_masks = assemble_masks(out.proto[index], raw.coefficients, raw.boxes)
+        scores = raw.scores
+        mask_iou = None
+        if self.network.maskiou_net is not None:
+            mask_iou = mask_iou_scores(self.network.maskiou_net, soft_masks, raw.labels)
+            scores = scores * mask_iou
+        result = Detections(
+            boxes=boxes_to_pixels(raw.boxes, width, height),
+            scores=scores,
+            labels=raw.labels,
+            names=self.config.class_names,
+            image_size=(height, width),
+            soft_masks=soft_masks,
+            box_scores=raw.scores,
+            mask_iou=mask_iou,
+        )
+        if score_threshold > 0:
+            result = result[result.scores > score_threshold]
+        return result
+
+    def extra_repr(self) -> str:
+        return f"config={self.config.name!r}"
+
+    def iter_predict(self, images: Iterable[ImageInput], batch_size: int = 1, **kwargs: Any) -> Iterable[Detections]:
+        """Predict over any iterable of images, ``batch_size`` at a time, yielding one result per image."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        chunk: list[ImageInput] = []
+        for image in images:
+            chunk.append(image)
+            if len(chunk) == batch_size:
+                yield from self.predict(chunk, **kwargs)
+                chunk = []
+        if chunk:
+            yield from self.predict(chunk, **kwargs)

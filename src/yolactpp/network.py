@@ -1,0 +1,94 @@
+"""The YOLACT network: normalized input -> prototypes and per-prior predictions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from yolactpp.config import ModelConfig
+from yolactpp.fpn import FPN
+from yolactpp.heads.maskiou import MaskIoUNet
+from yolactpp.heads.prediction import PredictionHead
+from yolactpp.heads.priors import make_priors
+from yolactpp.heads.protonet import ProtoNet
+from yolactpp.registry import get_backbone_builder
+
+__all__ = ["NetworkOutput", "YolactNetwork"]
+
+
+@dataclass
+class NetworkOutput:
+    """Raw predictions for a batch: the inputs of detection.
+
+    ``loc`` [B, P, 4] box deltas, ``conf`` [B, P, C+1] softmax scores, ``coefficients``
+    [B, P, k] (tanh), ``priors`` [P, 4], ``proto`` [B, Hp, Wp, k] (ReLU), and the intermediate
+    ``backbone`` and ``fpn`` features (kept for inspection and parity checks).
+    """
+
+    loc: torch.Tensor
+    conf: torch.Tensor
+    coefficients: torch.Tensor
+    priors: torch.Tensor
+    proto: torch.Tensor
+    backbone: tuple[torch.Tensor, ...]
+    fpn: list[torch.Tensor]
+
+
+class YolactNetwork(nn.Module):
+    """Backbone -> FPN -> (ProtoNet on P3, shared prediction head on P3..P7) [-> MaskIoUNet].
+
+    Module and parameter names match the original checkpoints, so their state dicts load
+    directly (after the original's key rules; see :mod:`yolactpp.checkpoint`).
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.backbone = get_backbone_builder(config.backbone.name)(config.backbone)
+        try:
+            in_channels = tuple(self.backbone.channels[i] for i in config.backbone.selected_layers)
+        except IndexError:
+            raise ValueError(
+                f"selected_layers {config.backbone.selected_layers} out of range for backbone "
+                f"{config.backbone.name!r} with {len(self.backbone.channels)} stages"
+            ) from None
+        self.fpn = FPN(in_channels, config.fpn_channels, config.num_downsample)
+        self.proto_net = ProtoNet(config.fpn_channels, config.mask_dim)
+        self.prediction_layers = nn.ModuleList(
+            [PredictionHead(config.fpn_channels, config.anchors.per_location, config.num_classes, config.mask_dim)]
+        )
+        self.maskiou_net = MaskIoUNet(config.maskiou_channels, config.num_classes) if config.use_maskiou else None
+        self._prior_cache: dict[tuple[object, ...], torch.Tensor] = {}
+
+    def priors(self, feature_sizes: list[tuple[int, int]], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        """Priors for these FPN sizes, cached per (sizes, dtype, device)."""
+        key = (tuple(feature_sizes), dtype, device)
+        cached = self._prior_cache.get(key)
+        if cached is None:
+            cached = make_priors(self.config.anchors, feature_sizes, self.config.preprocess.size, dtype, device)
+            self._prior_cache[key] = cached
+        return cached
+
+    def forward(self, x: torch.Tensor) -> NetworkOutput:
+        stages = self.backbone(x)
+        features = self.fpn([stages[i] for i in self.config.backbone.selected_layers])
+        proto = self.proto_net(features[0]).permute(0, 2, 3, 1)
+        head = self.prediction_layers[0]
+        locs, confs, coefs = [], [], []
+        for level in features:
+            loc, conf, coef = head(level)
+            locs.append(loc)
+            confs.append(conf)
+            coefs.append(coef)
+        priors = self.priors([tuple(f.shape[-2:]) for f in features], x.dtype, x.device)
+        return NetworkOutput(
+            loc=torch.cat(locs, dim=1),
+            conf=torch.softmax(torch.cat(confs, dim=1), dim=-1),
+            coefficients=torch.cat(coefs, dim=1),
+            priors=priors,
+            proto=proto,
+            backbone=stages,
+            fpn=features,
+        )

@@ -1,0 +1,49 @@
+"""Modulated deformable convolution (DCNv2), a drop-in for torchvision.ops.deform_conv2d."""
+
+from __future__ import annotations
+
+import torch
+import torchvision
+
+from yolactpp.ops._loader import use_native
+
+__all__ = ["deform_conv2d"]
+
+
+def _pair(value: int | tuple[int, int], name: str) -> tuple[int, int]:
+    if isinstance(value, int):
+        return value, value
+    if len(value) != 2:
+        raise ValueError(f"{name} must be an int or a pair, got {value!r}")
+    return int(value[0]), int(value[1])
+
+
+def deform_conv2d(
+    input: torch.Tensor,
+    offset: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    stride: int | tuple[int, int] = (1, 1),
+    padding: int | tuple[int, int] = (0, 0),
+    dilation: int | tuple[int, int] = (1, 1),
+    mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Deformable convolution v2 with torchvision's signature and semantics.
+
+    ``offset`` holds, per offset group and kernel tap k, the pair (dy, dx) at channels 2k, 2k+1;
+    ``mask`` (already passed through a sigmoid by the caller) modulates each tap. Runs the native
+    kernel when available and no gradient is needed, else torchvision's implementation.
+    """
+    stride_ = _pair(stride, "stride")
+    padding_ = _pair(padding, "padding")
+    dilation_ = _pair(dilation, "dilation")
+    needs_grad = torch.is_grad_enabled() and any(
+        t is not None and t.requires_grad for t in (input, offset, weight, bias, mask)
+    )
+    if not needs_grad and use_native("deform_conv2d", input.device):
+        return torch.ops.yolactpp.deform_conv2d(
+            input, offset, weight, bias, stride_, padding_, dilation_, mask
+        )
+    return torchvision.ops.deform_conv2d(
+        input, offset, weight, bias, stride=stride_, padding=padding_, dilation=dilation_, mask=mask
+    )

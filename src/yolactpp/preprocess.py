@@ -1,0 +1,167 @@
+"""Image in -> normalized network input.
+
+Accepted images: PIL images of any mode, file paths, H x W x 3 (RGB) or H x W (grayscale) uint8
+arrays, and C x H x W uint8 tensors (C = 1 or 3). Conversions with one obvious meaning are done
+and documented; anything else raises :class:`InvalidImageError` naming the problem.
+
+- Grayscale (PIL "L", "1", 2-D arrays, 1-channel tensors) is repeated over three channels.
+- Alpha is dropped (RGBA, LA, palette with transparency): the colour channels are used as they
+  are, not composited, exactly as OpenCV's ``imread`` (the original's reader) does.
+- CMYK, YCbCr, LAB, HSV and palette images are converted to RGB with Pillow.
+- 16-bit images (PIL "I;16*" / "I" within 0..65535, uint16 arrays) keep their top 8 bits, as
+  OpenCV's ``imread`` does.
+- File paths are opened with Pillow and EXIF orientation applied (as modern OpenCV does).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from yolactpp.config import PreprocessConfig
+
+__all__ = ["ImageInput", "InvalidImageError", "MIN_IMAGE_SIDE", "load_image", "preprocess", "to_rgb_array"]
+
+#: Images smaller than this on either side carry no usable content and are rejected.
+MIN_IMAGE_SIDE = 2
+
+ImageInput = Union[Image.Image, np.ndarray, torch.Tensor, str, os.PathLike]
+
+
+class InvalidImageError(ValueError):
+    """An input image that cannot be interpreted unambiguously."""
+
+
+def load_image(path: str | os.PathLike[str]) -> Image.Image:
+    """Open an image file with EXIF orientation applied."""
+    p = Path(path)
+    if not p.is_file():
+        raise InvalidImageError(f"image file not found: {p}")
+    try:
+        with Image.open(p) as img:
+            img.load()
+            return ImageOps.exif_transpose(img)
+    except (UnidentifiedImageError, OSError) as exc:
+        raise InvalidImageError(f"cannot read {p} as an image: {exc}") from None
+
+
+def _pil_to_array(img: Image.Image) -> np.ndarray:
+    mode = img.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        values = np.asarray(img)
+        if values.size and (values.min() < 0 or values.max() > 65535):
+            raise InvalidImageError(f"32-bit integer image (mode {mode}) has values outside 0..65535")
+        return (values.astype(np.uint32) >> 8).astype(np.uint8)
+    if mode == "F":
+        raise InvalidImageError("floating-point images (PIL mode 'F') have no defined range; convert to 8-bit first")
+    if mode == "RGB":
+        return np.asarray(img)
+    if mode in ("L", "1"):
+        return np.asarray(img.convert("L"))
+    if mode in ("RGBA", "RGBa", "RGBX", "LA", "La", "P", "PA", "CMYK", "YCbCr", "LAB", "HSV"):
+        return np.asarray(img.convert("RGB"))
+    try:
+        return np.asarray(img.convert("RGB"))
+    except (ValueError, OSError) as exc:
+        raise InvalidImageError(f"cannot convert a PIL image of mode {mode!r} to RGB: {exc}") from None
+
+
+def _array_to_rgb(arr: np.ndarray, what: str) -> np.ndarray:
+    if arr.dtype.kind == "f":
+        if not np.isfinite(arr).all():
+            raise InvalidImageError(f"{what} contains NaN or infinite values")
+        raise InvalidImageError(
+            f"{what} has dtype {arr.dtype}; expected uint8 (scale to 0..255 and convert, "
+            "e.g. (x * 255).round().astype(np.uint8) for values in [0, 1])"
+        )
+    if arr.dtype == np.uint16:
+        arr = (arr >> 8).astype(np.uint8)
+    if arr.dtype != np.uint8:
+        raise InvalidImageError(f"{what} has dtype {arr.dtype}; expected uint8 (or uint16)")
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    if arr.ndim == 2:
+        arr = np.repeat(arr[:, :, None], 3, axis=2)
+    if arr.ndim != 3 or arr.shape[2] != 3:
+        hint = " (drop alpha with arr[..., :3])" if arr.ndim == 3 and arr.shape[2] == 4 else ""
+        raise InvalidImageError(f"{what} must be H x W x 3 (RGB) or H x W (grayscale), got shape {arr.shape}{hint}")
+    return arr
+
+
+def to_rgb_array(image: Any) -> np.ndarray:
+    """Any accepted image -> H x W x 3 uint8 RGB array (see module docs for conversions)."""
+    if isinstance(image, (str, os.PathLike)):
+        image = load_image(image)
+    if isinstance(image, Image.Image):
+        arr = _array_to_rgb(_pil_to_array(image), f"PIL image (mode {image.mode})")
+    elif isinstance(image, np.ndarray):
+        arr = _array_to_rgb(image, "image array")
+    elif isinstance(image, torch.Tensor):
+        t = image.detach()
+        if t.dim() != 3 or t.shape[0] not in (1, 3):
+            raise InvalidImageError(f"image tensor must be C x H x W with C = 1 or 3, got shape {tuple(t.shape)}")
+        if t.is_floating_point():
+            if not torch.isfinite(t).all():
+                raise InvalidImageError("image tensor contains NaN or infinite values")
+            raise InvalidImageError(
+                f"image tensor has dtype {t.dtype}; expected torch.uint8 (scale to 0..255 and convert, "
+                "e.g. (x * 255).round().to(torch.uint8) for values in [0, 1])"
+            )
+        if t.dtype != torch.uint8:
+            raise InvalidImageError(f"image tensor has dtype {t.dtype}; expected torch.uint8")
+        arr = _array_to_rgb(t.cpu().permute(1, 2, 0).numpy(), "image tensor")
+    else:
+        raise InvalidImageError(
+            f"unsupported image type {type(image).__name__}; pass a PIL image, a path, "
+            "an H x W x 3 uint8 array or a C x H x W uint8 tensor"
+        )
+    height, width = arr.shape[:2]
+    if height < MIN_IMAGE_SIDE or width < MIN_IMAGE_SIDE:
+        raise InvalidImageError(
+            f"image is {width} x {height} pixels; at least {MIN_IMAGE_SIDE} x {MIN_IMAGE_SIDE} is needed"
+        )
+    return arr
+
+
+@dataclass(frozen=True)
+class PreparedBatch:
+    """Network input ``[B, 3, S, S]`` and each image's original (height, width)."""
+
+    tensor: torch.Tensor
+    sizes: list[tuple[int, int]]
+
+
+def preprocess(
+    images: list[np.ndarray],
+    config: PreprocessConfig,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str = "cpu",
+) -> PreparedBatch:
+    """RGB uint8 arrays -> resized, normalized batch in ``dtype`` on ``device``.
+
+    Each image is resized to ``size`` x ``size`` (bilinear, align_corners=False, no antialias) on
+    0..255 values, then normalized per channel (or divided by 255), as the original does.
+    """
+    size = config.size
+    batch = []
+    for arr in images:
+        if not arr.flags.writeable or not arr.flags.c_contiguous:
+            arr = np.array(arr, order="C")
+        x = torch.from_numpy(arr).to(device=device)
+        x = x.permute(2, 0, 1).unsqueeze(0).to(dtype)
+        batch.append(F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False))
+    x = torch.cat(batch, dim=0)
+    if config.mean is not None and config.std is not None:
+        mean = torch.tensor(config.mean, dtype=dtype, device=device).view(1, 3, 1, 1)
+        std = torch.tensor(config.std, dtype=dtype, device=device).view(1, 3, 1, 1)
+        x = (x - mean) / std
+    else:
+        x = x / 255
+    return PreparedBatch(x.contiguous(), [tuple(a.shape[:2]) for a in images])  # type: ignore[misc]

@@ -1,0 +1,164 @@
+"""Name -> factory registries for model configs and backbones, open to plugins.
+
+Models: ``@register_model`` on a zero-argument function returning a :class:`ModelConfig`; the
+function name is the model name. Backbones: ``@register_backbone("name")`` on a function taking a
+:class:`BackboneConfig` and returning a :class:`~yolactpp.backbone.Backbone`.
+
+Third-party packages add models through the ``yolactpp.models`` entry-point group and backbones
+through ``yolactpp.backbones``. An entry point may name a module (importing it runs its
+decorators) or a factory function (registered under the entry point's name). Plugins load lazily,
+on the first lookup or listing, never at import.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import logging
+import threading
+from importlib import import_module, metadata
+from typing import TYPE_CHECKING, Callable, TypeVar
+
+if TYPE_CHECKING:
+    from yolactpp.backbone.base import Backbone
+    from yolactpp.config import BackboneConfig, ModelConfig
+
+__all__ = [
+    "UnknownModelError",
+    "get_backbone_builder",
+    "get_model_config",
+    "list_backbones",
+    "list_models",
+    "register_backbone",
+    "register_model",
+]
+
+logger = logging.getLogger(__name__)
+
+ModelFactory = Callable[[], "ModelConfig"]
+BackboneBuilder = Callable[["BackboneConfig"], "Backbone"]
+F = TypeVar("F", bound=Callable[..., object])
+
+MODEL_ENTRY_POINT_GROUP = "yolactpp.models"
+BACKBONE_ENTRY_POINT_GROUP = "yolactpp.backbones"
+
+_MODELS: dict[str, ModelFactory] = {}
+_BACKBONES: dict[str, BackboneBuilder] = {}
+_lock = threading.RLock()
+_loaded_groups: set[str] = set()
+
+
+class UnknownModelError(KeyError):
+    """Raised for a model or backbone name that no registry knows; suggests close names."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+def _register(table: dict[str, Callable[..., object]], kind: str, name: str, fn: Callable[..., object], overwrite: bool) -> None:
+    with _lock:
+        if name in table and table[name] is not fn and not overwrite:
+            raise ValueError(f"{kind} {name!r} is already registered; pass overwrite=True to replace it")
+        table[name] = fn
+
+
+def register_model(fn: F | None = None, *, name: str | None = None, overwrite: bool = False) -> F | Callable[[F], F]:
+    """Register a model-config factory (usable bare or with ``name=``/``overwrite=``)."""
+
+    def decorator(func: F) -> F:
+        _register(_MODELS, "model", name or func.__name__, func, overwrite)
+        return func
+
+    return decorator(fn) if fn is not None else decorator
+
+
+def register_backbone(name: str, *, overwrite: bool = False) -> Callable[[F], F]:
+    """Register a backbone builder under ``name``."""
+
+    def decorator(func: F) -> F:
+        _register(_BACKBONES, "backbone", name, func, overwrite)
+        return func
+
+    return decorator
+
+
+def _load_builtins() -> None:
+    # Importing these modules runs their registration decorators.
+    import_module("yolactpp.backbone.resnet")
+    import_module("yolactpp.backbone.darknet")
+    import_module("yolactpp.zoo")
+
+
+def _load_entry_points(group: str, table: dict[str, Callable[..., object]], kind: str) -> None:
+    for ep in metadata.entry_points(group=group):
+        try:
+            obj = ep.load()
+        except Exception as exc:  # a broken plugin must not break the library
+            logger.warning("yolactpp: could not load %s plugin %r (%s): %s", kind, ep.name, ep.value, exc)
+            continue
+        if callable(obj) and ep.name not in table:
+            _register(table, kind, ep.name, obj, overwrite=False)
+
+
+def _ensure_loaded() -> None:
+    with _lock:
+        if "builtins" not in _loaded_groups:
+            _loaded_groups.add("builtins")
+            _load_builtins()
+        for group, table, kind in (
+            (MODEL_ENTRY_POINT_GROUP, _MODELS, "model"),
+            (BACKBONE_ENTRY_POINT_GROUP, _BACKBONES, "backbone"),
+        ):
+            if group not in _loaded_groups:
+                _loaded_groups.add(group)
+                _load_entry_points(group, table, kind)
+
+
+def reload_plugins() -> None:
+    """Scan the entry points again (after installing a plugin into a running interpreter)."""
+    with _lock:
+        _loaded_groups.discard(MODEL_ENTRY_POINT_GROUP)
+        _loaded_groups.discard(BACKBONE_ENTRY_POINT_GROUP)
+    _ensure_loaded()
+
+
+def _unknown(kind: str, name: str, known: list[str]) -> UnknownModelError:
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    return UnknownModelError(f"unknown {kind} {name!r}.{hint} Known {kind}s: {', '.join(sorted(known))}")
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Registered model names matching a shell-style ``pattern``, sorted."""
+    _ensure_loaded()
+    return sorted(n for n in _MODELS if fnmatch.fnmatch(n, pattern))
+
+
+def get_model_config(name: str) -> "ModelConfig":
+    """The config of a registered model; unknown names raise :class:`UnknownModelError`."""
+    _ensure_loaded()
+    try:
+        factory = _MODELS[name]
+    except KeyError:
+        raise _unknown("model", name, list(_MODELS)) from None
+    from yolactpp.config import ModelConfig
+
+    cfg = factory()
+    if not isinstance(cfg, ModelConfig):
+        raise TypeError(f"model factory {name!r} returned {type(cfg).__name__}, expected ModelConfig")
+    return cfg
+
+
+def list_backbones(pattern: str = "*") -> list[str]:
+    """Registered backbone names matching a shell-style ``pattern``, sorted."""
+    _ensure_loaded()
+    return sorted(n for n in _BACKBONES if fnmatch.fnmatch(n, pattern))
+
+
+def get_backbone_builder(name: str) -> BackboneBuilder:
+    """The builder registered for backbone ``name``."""
+    _ensure_loaded()
+    try:
+        return _BACKBONES[name]
+    except KeyError:
+        raise _unknown("backbone", name, list(_BACKBONES)) from None
