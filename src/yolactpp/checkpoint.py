@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import pickle
 import re
-import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -44,22 +43,31 @@ def config_name_from_filename(path: str | os.PathLike[str]) -> str | None:
     return match.group("config") if match else None
 
 
+def _unsafe_detail(message: str) -> str:
+    # torch names the offending global ("Trying to load unsupported GLOBAL posix.system ...").
+    for line in message.splitlines():
+        if "GLOBAL" in line or "Unsupported" in line:
+            return f"Refused: {line.strip()}"
+    return ""
+
+
 def read_original_checkpoint(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     """Load a ``.pth`` state dict safely (tensors only) onto the CPU."""
     p = Path(path)
     if not p.is_file():
-        raise CheckpointError(f"checkpoint file not found: {p}")
+        raise FileNotFoundError(f"checkpoint file not found: {p}")
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise CheckpointError(
-            f"refusing to load {p}: it contains Python objects other than tensors, which could run "
-            f"code when unpickled (only weights_only loading is allowed). Details: {str(exc).splitlines()[0]}"
-        ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
+    except Exception as exc:  # any parse failure of an untrusted file means "not loadable"
+        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if isinstance(exc, pickle.UnpicklingError) and "Weights only load failed" in str(exc):
+            raise CheckpointError(
+                f"refusing to load {p}: it contains Python objects other than tensors, which could run "
+                f"code when unpickled (only weights_only loading is allowed). {_unsafe_detail(str(exc))}"
+            ) from None
         raise CheckpointError(
             f"{p} is not a readable PyTorch checkpoint (truncated or corrupted download, or not a "
-            f".pth file): {str(exc).splitlines()[0]}"
+            f".pth file): {first_line}"
         ) from None
     if not isinstance(obj, Mapping) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()):
         raise CheckpointError(
