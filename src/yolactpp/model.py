@@ -18,7 +18,7 @@ from yolactpp.checkpoint import (
 )
 from yolactpp.config import DetectConfig, ModelConfig
 from yolactpp.detect import detect
-from yolactpp.network import NetworkOutput, YolactNetwork
+from yolactpp.network import NetworkOutput, YolactNetwork, detection_dtype
 from yolactpp.postprocess import assemble_masks, boxes_to_pixels, mask_iou_scores
 from yolactpp.preprocess import ImageInput, preprocess, to_rgb_array
 from yolactpp.registry import get_model_config
@@ -106,6 +106,13 @@ class YolactPP(nn.Module):
     def class_names(self) -> tuple[str, ...]:
         return self.config.class_names
 
+    def _memory_format(self) -> torch.memory_format:
+        """channels_last when the model was converted with ``.to(memory_format=torch.channels_last)``."""
+        weight = next(p for p in self.network.parameters() if p.dim() == 4)
+        if weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous():
+            return torch.channels_last
+        return torch.contiguous_format
+
     def forward(self, x: torch.Tensor) -> NetworkOutput:
         """Raw network outputs for a preprocessed batch ``[B, 3, S, S]``."""
         return self.network(x)
@@ -170,8 +177,9 @@ class YolactPP(nn.Module):
         if dtype not in _SUPPORTED_DTYPES:
             raise TypeError(f"unsupported model dtype {dtype}")
         with torch.inference_mode():
-            prepared = preprocess(arrays, self.config.preprocess, dtype=dtype, device=self.device)
-            out = self.network(prepared.tensor)
+            prepared = preprocess(arrays, self.config.preprocess, dtype=detection_dtype(dtype), device=self.device)
+            x = prepared.tensor.to(dtype=dtype, memory_format=self._memory_format())
+            out = self.network(x)
             return [self._postprocess(out, i, size, settings, score_threshold) for i, size in enumerate(prepared.sizes)]
 
     def _postprocess(

@@ -15,7 +15,12 @@ from yolactpp.heads.priors import make_priors
 from yolactpp.heads.protonet import ProtoNet
 from yolactpp.registry import get_backbone_builder
 
-__all__ = ["NetworkOutput", "YolactNetwork"]
+__all__ = ["NetworkOutput", "YolactNetwork", "detection_dtype"]
+
+
+def detection_dtype(compute_dtype: torch.dtype) -> torch.dtype:
+    """The dtype detection and postprocessing run in: float32 for half-precision networks."""
+    return torch.float32 if compute_dtype in (torch.bfloat16, torch.float16) else compute_dtype
 
 
 @dataclass
@@ -82,13 +87,15 @@ class YolactNetwork(nn.Module):
             locs.append(loc)
             confs.append(conf)
             coefs.append(coef)
-        priors = self.priors([tuple(f.shape[-2:]) for f in features], x.dtype, x.device)
+        # Detection and mask assembly are sensitive: half-precision networks hand them float32.
+        out_dtype = detection_dtype(x.dtype)
+        priors = self.priors([tuple(f.shape[-2:]) for f in features], out_dtype, x.device)
         return NetworkOutput(
-            loc=torch.cat(locs, dim=1),
-            conf=torch.softmax(torch.cat(confs, dim=1), dim=-1),
-            coefficients=torch.cat(coefs, dim=1),
+            loc=torch.cat(locs, dim=1).to(out_dtype),
+            conf=torch.softmax(torch.cat(confs, dim=1).to(out_dtype), dim=-1),
+            coefficients=torch.cat(coefs, dim=1).to(out_dtype),
             priors=priors,
-            proto=proto,
+            proto=proto.to(out_dtype),
             backbone=stages,
             fpn=features,
         )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from yolactpp.heads.maskiou import MaskIoUNet
 
@@ -15,10 +14,6 @@ __all__ = [
     "sanitize_coordinates",
     "upsample_masks",
 ]
-
-#: Masks are upsampled in chunks of this many to bound peak memory; results are identical.
-_UPSAMPLE_CHUNK_PIXELS = 32 * 1024 * 1024
-
 
 def sanitize_coordinates(
     a: torch.Tensor, b: torch.Tensor, size: int, padding: float = 0.0
@@ -60,15 +55,53 @@ def mask_iou_scores(maskiou_net: MaskIoUNet, soft_masks: torch.Tensor, labels: t
     return per_class.gather(1, labels.unsqueeze(1)).squeeze(1)
 
 
+def _source_index(in_size: int, out_size: int, dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, ...]:
+    # Bilinear source taps per output index, computed as torch's upsample kernel does
+    # (align_corners=False): src = max(0, (dst + 0.5) * in / out - 0.5).
+    scale = torch.tensor(in_size, dtype=dtype) / torch.tensor(out_size, dtype=dtype)
+    src = ((torch.arange(out_size, dtype=dtype) + 0.5) * scale - 0.5).clamp(min=0)
+    low = src.to(torch.int64)
+    frac = (src - low.to(dtype)).clamp(0, 1)
+    high = low + (low < in_size - 1).to(torch.int64)
+    return low.to(device), high.to(device), (1 - frac).to(device), frac.to(device)
+
+
 def upsample_masks(soft_masks: torch.Tensor, height: int, width: int, threshold: float = 0.5) -> torch.Tensor:
-    """Bilinear (align_corners=False) upsampling to the image size, then ``> threshold``: bool [N, H, W]."""
-    n = soft_masks.shape[0]
-    out = torch.empty((n, height, width), dtype=torch.bool, device=soft_masks.device)
-    step = max(1, _UPSAMPLE_CHUNK_PIXELS // max(1, height * width))
-    for start in range(0, n, step):
-        chunk = soft_masks[start : start + step].unsqueeze(0)
-        up = F.interpolate(chunk, size=(height, width), mode="bilinear", align_corners=False)
-        out[start : start + step] = up.squeeze(0) > threshold
+    """Bilinear (align_corners=False) upsampling to the image size, then ``> threshold``: bool [N, H, W].
+
+    Only the window of output pixels whose bilinear taps touch a nonzero mask pixel is computed:
+    cropped masks are zero outside their box, so everything else is zero after upsampling too.
+    The arithmetic follows torch's bilinear kernel (horizontal, then vertical blend).
+    """
+    n, in_h, in_w = soft_masks.shape
+    device = soft_masks.device
+    out = torch.zeros((n, height, width), dtype=torch.bool, device=device)
+    if n == 0:
+        return out
+    y0, y1, wy0, wy1 = _source_index(in_h, height, soft_masks.dtype, device)
+    x0, x1, wx0, wx1 = _source_index(in_w, width, soft_masks.dtype, device)
+    nonzero = soft_masks != 0
+    rows_any, cols_any = nonzero.any(dim=2), nonzero.any(dim=1)  # [N, Hp], [N, Wp]
+    rows_first = torch.where(rows_any.any(1), rows_any.to(torch.int8).argmax(1), in_h)
+    rows_last = in_h - 1 - rows_any.flip(1).to(torch.int8).argmax(1)
+    cols_first = cols_any.to(torch.int8).argmax(1)
+    cols_last = in_w - 1 - cols_any.flip(1).to(torch.int8).argmax(1)
+    # Output range whose taps (low, high) reach [first, last]: high >= first and low <= last.
+    top = torch.searchsorted(y1, rows_first, right=False).tolist()
+    bottom = torch.searchsorted(y0, rows_last, right=True).tolist()
+    left = torch.searchsorted(x1, cols_first, right=False).tolist()
+    right = torch.searchsorted(x0, cols_last, right=True).tolist()
+    for i in range(n):
+        if rows_first[i] >= in_h or top[i] >= bottom[i] or left[i] >= right[i]:
+            continue
+        ys, xs = slice(top[i], bottom[i]), slice(left[i], right[i])
+        mask = soft_masks[i]
+        horizontal_low = mask[y0[ys]]
+        horizontal_high = mask[y1[ys]]
+        row_low = horizontal_low[:, x0[xs]] * wx0[xs] + horizontal_low[:, x1[xs]] * wx1[xs]
+        row_high = horizontal_high[:, x0[xs]] * wx0[xs] + horizontal_high[:, x1[xs]] * wx1[xs]
+        value = row_low * wy0[ys, None] + row_high * wy1[ys, None]
+        out[i, ys, xs] = value > threshold
     return out
 
 

@@ -6,18 +6,25 @@ import torch
 from torch import nn
 
 from yolactpp.backbone.base import Backbone
+from yolactpp.backbone.fold import conv_bn
 from yolactpp.config import BackboneConfig
 from yolactpp.registry import register_backbone
 
 __all__ = ["DarkNet", "DarkNetBlock"]
 
 
-def _conv_bn_leaky(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=kernel_size // 2, bias=False),
-        nn.BatchNorm2d(out_channels),
-        nn.LeakyReLU(0.1, inplace=True),
-    )
+class _ConvBNLeaky(nn.Sequential):
+    """Conv (no bias) -> BatchNorm -> LeakyReLU(0.1); indices 0/1 match the original checkpoints."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1) -> None:
+        super().__init__(
+            nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=kernel_size // 2, bias=False),
+            nn.BatchNorm2d(out_channels),
+            nn.LeakyReLU(0.1, inplace=True),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self[2](conv_bn(self[0], self[1], x))
 
 
 class DarkNetBlock(nn.Module):
@@ -25,8 +32,8 @@ class DarkNetBlock(nn.Module):
 
     def __init__(self, channels: int) -> None:
         super().__init__()
-        self.conv1 = _conv_bn_leaky(2 * channels, channels, 1)
-        self.conv2 = _conv_bn_leaky(channels, 2 * channels, 3)
+        self.conv1 = _ConvBNLeaky(2 * channels, channels, 1)
+        self.conv2 = _ConvBNLeaky(channels, 2 * channels, 3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv2(self.conv1(x)) + x
@@ -37,7 +44,7 @@ class DarkNet(Backbone):
 
     def __init__(self, blocks_per_stage: tuple[int, ...] = (1, 2, 8, 8, 4)) -> None:
         super().__init__()
-        self._preconv = _conv_bn_leaky(3, 32, 3)
+        self._preconv = _ConvBNLeaky(3, 32, 3)
         self.layers = nn.ModuleList()
         in_channels = 32
         channels = []
@@ -45,7 +52,7 @@ class DarkNet(Backbone):
             width = 32 * 2**stage
             self.layers.append(
                 nn.Sequential(
-                    _conv_bn_leaky(in_channels, 2 * width, 3, stride=2),
+                    _ConvBNLeaky(in_channels, 2 * width, 3, stride=2),
                     *[DarkNetBlock(width) for _ in range(num_blocks)],
                 )
             )

@@ -52,14 +52,18 @@ class ModulatedDeformConv2d(nn.Module):
         nn.init.zeros_(self.conv_offset_mask.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_with_params(x, self.weight, self.bias)
+
+    def forward_with_params(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        """The layer with another weight/bias (e.g. with a following BatchNorm folded in)."""
         offset_mask = self.conv_offset_mask(x)
         offset = offset_mask[:, : self._offset_channels]
         mask = torch.sigmoid(offset_mask[:, self._offset_channels :])
         return ops.deform_conv2d(
             x,
             offset,
-            self.weight,
-            self.bias,
+            weight,
+            bias,
             stride=self.stride,
             padding=self.padding,
             dilation=self.dilation,

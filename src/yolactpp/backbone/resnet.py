@@ -7,6 +7,7 @@ from torch import nn
 
 from yolactpp.backbone.base import Backbone
 from yolactpp.backbone.dcn import ModulatedDeformConv2d
+from yolactpp.backbone.fold import conv_bn
 from yolactpp.config import BackboneConfig
 from yolactpp.registry import register_backbone
 
@@ -40,10 +41,10 @@ class Bottleneck(nn.Module):
             )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(conv_bn(self.conv1, self.bn1, x))
+        out = self.relu(conv_bn(self.conv2, self.bn2, out))
+        out = conv_bn(self.conv3, self.bn3, out)
+        identity = x if self.downsample is None else conv_bn(self.downsample[0], self.downsample[1], x)
         return self.relu(out + identity)
 
 
@@ -99,7 +100,7 @@ class ResNet(Backbone):
         self.channels = tuple(channels)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.maxpool(self.relu(conv_bn(self.conv1, self.bn1, x)))
         outs = []
         for layer in self.layers:
             x = layer(x)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["MaskIoUNet"]
@@ -25,5 +24,6 @@ class MaskIoUNet(nn.Module):
         self.maskiou_net = nn.Sequential(*layers)
 
     def forward(self, masks: torch.Tensor) -> torch.Tensor:
-        x = self.maskiou_net(masks)
-        return x.amax(dim=(2, 3))
+        # Runs in the parameters' dtype (e.g. bfloat16), answers in the masks' dtype.
+        x = self.maskiou_net(masks.to(self.maskiou_net[0].weight.dtype))
+        return x.amax(dim=(2, 3)).to(masks.dtype)

@@ -44,6 +44,16 @@ def deform_conv2d(
         return torch.ops.yolactpp.deform_conv2d(
             input, offset, weight, bias, stride_, padding_, dilation_, mask
         )
+    if input.dtype in (torch.bfloat16, torch.float16) and input.device.type == "cpu":
+        # torchvision has no half-precision CPU kernel: compute in float32, hand back the input dtype.
+        def up(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t.float()
+
+        out = torchvision.ops.deform_conv2d(
+            input.float(), up(offset), up(weight), up(bias),  # type: ignore[arg-type]
+            stride=stride_, padding=padding_, dilation=dilation_, mask=up(mask),
+        )
+        return out.to(input.dtype)
     return torchvision.ops.deform_conv2d(
         input, offset, weight, bias, stride=stride_, padding=padding_, dilation=dilation_, mask=mask
     )
