@@ -50,5 +50,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if not is_user_error(exc):
             raise
-        print(f"{args.prog}: error: {one_line(exc)}", file=sys.stderr)
+        print(f"{parser.prog} {args.command}: error: {one_line(exc)}", file=sys.stderr)
         return 2

@@ -18,14 +18,14 @@ def add_parser(subparsers: Any) -> None:
         "detection and (unless --no-masks) full-resolution masks. Prints one table row.",
     )
     add_model_arguments(parser)
-    parser.add_argument("--image", help="image to run on (default: a synthetic image of --image-size)")
+    parser.add_argument("--image", metavar="FILE", help="image to run on (default: a synthetic image of --image-size)")
     parser.add_argument(
         "--image-size", type=image_size, default=(720, 1280), metavar="WxH",
         help="synthetic image size, width x height (default: 1280x720)",
     )  # fmt: skip
-    parser.add_argument("--batch-size", type=positive_int, default=1, help="images per predict call (default: 1)")
-    parser.add_argument("--warmup", type=non_negative_int, default=2, help="untimed calls first (default: 2)")
-    parser.add_argument("--reps", type=positive_int, default=10, help="timed calls (default: 10)")
+    parser.add_argument("--batch-size", type=positive_int, default=1, metavar="N", help="images per predict call (default: 1)")
+    parser.add_argument("--warmup", type=non_negative_int, default=2, metavar="N", help="untimed calls first (default: 2)")
+    parser.add_argument("--reps", type=positive_int, default=10, metavar="N", help="timed calls (default: 10)")
     parser.add_argument("--no-masks", action="store_true", help="do not build full-resolution masks in the timed calls")
     parser.set_defaults(run=run)
 

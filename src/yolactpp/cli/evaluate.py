@@ -21,11 +21,11 @@ def add_parser(subparsers: Any) -> None:
         "(in percent; '-' where the set has no objects of that size). Model classes are matched to the "
         "annotation categories by name.",
     )
-    parser.add_argument("--annotations", type=Path, required=True, help="COCO instances JSON (e.g. instances_val2017.json)")
-    parser.add_argument("--images", type=Path, required=True, help="folder the annotations' file_name entries are in")
+    parser.add_argument("--annotations", type=Path, required=True, metavar="FILE", help="COCO instances JSON (e.g. instances_val2017.json)")
+    parser.add_argument("--images", type=Path, required=True, metavar="DIR", help="folder the annotations' file_name entries are in")
     add_model_arguments(parser)
-    parser.add_argument("--limit", type=positive_int, help="evaluate only the first N images (by image id)")
-    parser.add_argument("--batch-size", type=positive_int, default=1, help="images per forward pass (default: 1)")
+    parser.add_argument("--limit", type=positive_int, metavar="N", help="evaluate only the first N images (by image id)")
+    parser.add_argument("--batch-size", type=positive_int, default=1, metavar="N", help="images per forward pass (default: 1)")
     parser.add_argument("--save-results", type=Path, metavar="PATH", help="also write the scored COCO result records here")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(run=run)

@@ -84,7 +84,7 @@ class convert:
         )
         parser.add_argument("source", help="original checkpoint, e.g. yolact_plus_base_54_800000.pth")
         parser.add_argument("output_dir", type=Path, help="folder to write")
-        parser.add_argument("--config", help="model config name, when it cannot be inferred from the file name")
+        parser.add_argument("--config", metavar="NAME", help="model config name, when it cannot be inferred from the file name")
         parser.set_defaults(run=convert.run)
 
     @staticmethod
