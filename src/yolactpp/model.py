@@ -108,14 +108,17 @@ class YolactPP(nn.Module):
     # -- properties ---------------------------------------------------------------------------
     @property
     def dtype(self) -> torch.dtype:
+        """The floating-point type of the weights (and of every computation in ``predict``)."""
         return next(self.parameters()).dtype
 
     @property
     def device(self) -> torch.device:
+        """The device the weights are on."""
         return next(self.parameters()).device
 
     @property
     def class_names(self) -> tuple[str, ...]:
+        """The names of the classes the model predicts; label ``i`` is ``class_names[i]``."""
         return self.config.class_names
 
     def forward(self, x: torch.Tensor) -> NetworkOutput:
