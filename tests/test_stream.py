@@ -48,3 +48,5 @@ def test_iter_predict_checks_arguments_before_reading(v1_model) -> None:
     with pytest.raises(ValueError, match="score_threshold"):
         v1_model.iter_predict(never(), score_threshold=-1)
     assert list(v1_model.iter_predict([])) == []
+    with pytest.raises(TypeError, match="iter_predict"):
+        v1_model.predict(never())

@@ -153,6 +153,8 @@ class YolactPP(nn.Module):
         ``classes`` (names or 0-based ids) restricts detection to those classes before NMS and the
         ``max_detections`` cap, so the cap is spent on them only; unknown names raise ``ValueError``.
         """
+        if isinstance(images, Iterator):
+            raise TypeError("predict takes one image or a list of images; use iter_predict for iterators and streams")
         single = not isinstance(images, (list, tuple))
         batch = [images] if single else list(images)
         options = self._prediction_options(score_threshold, top_k, conf_threshold, iou_threshold, max_detections, classes)

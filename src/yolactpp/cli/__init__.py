@@ -11,12 +11,12 @@ from __future__ import annotations
 import sys
 from typing import Sequence
 
-from yolactpp.cli import benchmark, evaluate, hub, predict
+from yolactpp.cli import benchmark, convert, evaluate, models, predict
 from yolactpp.cli._common import ArgumentParser, is_user_error, one_line
 
 __all__ = ["build_parser", "main"]
 
-_COMMANDS = (predict, evaluate, benchmark, hub.models, hub.convert)
+_COMMANDS = (predict, evaluate, benchmark, models, convert)
 
 
 def build_parser() -> ArgumentParser:
