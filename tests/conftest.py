@@ -26,3 +26,43 @@ def checkpoint(checkpoint_dir: Path):
         return write_checkpoint(config, directory, seed)
 
     return make
+
+
+# -- user-surface fixtures (results, CLI, docs): one small model and its predictions, shared ------
+@pytest.fixture(scope="session")
+def v1_checkpoint(checkpoint) -> Path:
+    """The YOLACT ResNet-50 oracle checkpoint (the fastest of the six)."""
+    return checkpoint("yolact_resnet50")
+
+
+@pytest.fixture(scope="session")
+def v1_model(v1_checkpoint: Path):
+    from yolactpp import YolactPP
+
+    return YolactPP.from_pretrained(v1_checkpoint)
+
+
+@pytest.fixture(scope="session")
+def landscape_path() -> Path:
+    from tests.oracle.compare import image_path
+
+    return image_path("landscape_1280x720")
+
+
+@pytest.fixture(scope="session")
+def square_path() -> Path:
+    from tests.oracle.compare import image_path
+
+    return image_path("square_550x550")
+
+
+@pytest.fixture(scope="session")
+def landscape_det(v1_model, landscape_path: Path):
+    """``v1_model.predict(landscape image)``, all 100 detections (treat as read-only)."""
+    return v1_model.predict(landscape_path)
+
+
+@pytest.fixture(scope="session")
+def square_det(v1_model, square_path: Path):
+    """``v1_model.predict(square image)``, all 100 detections (treat as read-only)."""
+    return v1_model.predict(square_path)

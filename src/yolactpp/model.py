@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence, overload
+from typing import Any, Iterable, Iterator, Sequence, overload
 
 import torch
 from torch import nn
@@ -16,6 +18,7 @@ from yolactpp.checkpoint import (
     original_to_canonical,
     read_original_checkpoint,
 )
+from yolactpp.classes import resolve_class_ids
 from yolactpp.config import DetectConfig, ModelConfig
 from yolactpp.detect import detect
 from yolactpp.network import NetworkOutput, YolactNetwork, detection_dtype
@@ -27,6 +30,15 @@ from yolactpp.results import Detections
 __all__ = ["YolactPP"]
 
 _SUPPORTED_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
+
+
+@dataclass(frozen=True)
+class _Options:
+    """Validated :meth:`YolactPP.predict` options, shared by every batch of a stream."""
+
+    settings: DetectConfig
+    score_threshold: float
+    class_ids: tuple[int, ...] | None
 
 
 def _resolve_config(config: ModelConfig | str | None, fallback_name: str | None, source: str) -> ModelConfig:
@@ -96,14 +108,17 @@ class YolactPP(nn.Module):
     # -- properties ---------------------------------------------------------------------------
     @property
     def dtype(self) -> torch.dtype:
+        """The floating-point type of the weights (and of every computation in ``predict``)."""
         return next(self.parameters()).dtype
 
     @property
     def device(self) -> torch.device:
+        """The device the weights are on."""
         return next(self.parameters()).device
 
     @property
     def class_names(self) -> tuple[str, ...]:
+        """The names of the classes the model predicts; label ``i`` is ``class_names[i]``."""
         return self.config.class_names
 
     def _memory_format(self) -> torch.memory_format:
@@ -133,24 +148,52 @@ class YolactPP(nn.Module):
         conf_threshold: float | None = None,
         iou_threshold: float | None = None,
         max_detections: int | None = None,
+        classes: str | int | Iterable[str | int] | None = None,
     ) -> Detections | list[Detections]:
         """Detect and segment objects in one image or a list of images (run as one batch).
 
+        Images of different sizes can share a batch (each is resized to the square input).
         ``score_threshold`` keeps detections whose final score is strictly above it (0 keeps
         everything the original's ``postprocess(..., score_threshold=0)`` returns).
         ``top_k`` (per-class candidates for NMS), ``conf_threshold`` (pre-NMS filter),
         ``iou_threshold`` and ``max_detections`` default to the model config (200, 0.05, 0.5, 100).
+        ``classes`` (names or 0-based ids) restricts detection to those classes before NMS and the
+        ``max_detections`` cap, so the cap is spent on them only; unknown names raise ``ValueError``.
         """
+        if isinstance(images, Iterator):
+            raise TypeError("predict takes one image or a list of images; use iter_predict for iterators and streams")
         single = not isinstance(images, (list, tuple))
         batch = [images] if single else list(images)
+        options = self._prediction_options(score_threshold, top_k, conf_threshold, iou_threshold, max_detections, classes)
         if not batch:
             return []
+        results = self._predict_batch(batch, options)
+        return results[0] if single else results
+
+    def _prediction_options(
+        self,
+        score_threshold: float = 0.0,
+        top_k: int | None = None,
+        conf_threshold: float | None = None,
+        iou_threshold: float | None = None,
+        max_detections: int | None = None,
+        classes: str | int | Iterable[str | int] | None = None,
+    ) -> _Options:
+        """Validate the keyword arguments of :meth:`predict` once, before any image is read."""
         settings = self._detect_settings(top_k, conf_threshold, iou_threshold, max_detections)
         if score_threshold < 0 or score_threshold != score_threshold:
             raise ValueError(f"score_threshold must be >= 0, got {score_threshold}")
+        class_ids = None if classes is None else tuple(resolve_class_ids(classes, self.config.class_names))
+        return _Options(settings, float(score_threshold), class_ids)
+
+    def _predict_batch(self, batch: list[ImageInput], options: _Options) -> list[Detections]:
         arrays = [to_rgb_array(image) for image in batch]
-        results = self._predict_arrays(arrays, settings, score_threshold)
-        return results[0] if single else results
+        paths = [str(image) if isinstance(image, (str, os.PathLike)) else None for image in batch]
+        results = self._predict_arrays(arrays, options.settings, options.score_threshold, options.class_ids)
+        for result, array, path in zip(results, arrays, paths):
+            result.image = array
+            result.path = path
+        return results
 
     def _detect_settings(
         self, top_k: int | None, conf_threshold: float | None, iou_threshold: float | None, max_detections: int | None
@@ -172,7 +215,13 @@ class YolactPP(nn.Module):
             raise ValueError(f"iou_threshold must be in (0, 1], got {settings.iou_threshold}")
         return settings
 
-    def _predict_arrays(self, arrays: list[Any], settings: DetectConfig, score_threshold: float) -> list[Detections]:
+    def _predict_arrays(
+        self,
+        arrays: list[Any],
+        settings: DetectConfig,
+        score_threshold: float,
+        class_ids: tuple[int, ...] | None = None,
+    ) -> list[Detections]:
         dtype = self.dtype
         if dtype not in _SUPPORTED_DTYPES:
             raise TypeError(f"unsupported model dtype {dtype}")
@@ -180,13 +229,30 @@ class YolactPP(nn.Module):
             prepared = preprocess(arrays, self.config.preprocess, dtype=detection_dtype(dtype), device=self.device)
             x = prepared.tensor.to(dtype=dtype, memory_format=self._memory_format())
             out = self.network(x)
-            return [self._postprocess(out, i, size, settings, score_threshold) for i, size in enumerate(prepared.sizes)]
+            return [
+                self._postprocess(out, i, size, settings, score_threshold, class_ids)
+                for i, size in enumerate(prepared.sizes)
+            ]
 
     def _postprocess(
-        self, out: NetworkOutput, index: int, size: tuple[int, int], settings: DetectConfig, score_threshold: float
+        self,
+        out: NetworkOutput,
+        index: int,
+        size: tuple[int, int],
+        settings: DetectConfig,
+        score_threshold: float,
+        class_ids: tuple[int, ...] | None = None,
     ) -> Detections:
         height, width = size
-        raw = detect(out.loc[index], out.conf[index], out.coefficients[index], out.priors, settings)
+        conf = out.conf[index]
+        if class_ids is None:
+            raw = detect(out.loc[index], conf, out.coefficients[index], out.priors, settings)
+        else:
+            # Detect over the background column plus the chosen classes only, then map labels back.
+            ids = torch.tensor(class_ids, dtype=torch.long, device=conf.device)
+            columns = torch.cat([ids.new_zeros(1), ids + 1])
+            raw = detect(out.loc[index], conf[:, columns], out.coefficients[index], out.priors, settings)
+            raw.labels = ids[raw.labels]
         soft_masks = assemble_masks(out.proto[index], raw.coefficients, raw.boxes)
         scores = raw.scores
         mask_iou = None
@@ -210,15 +276,24 @@ class YolactPP(nn.Module):
     def extra_repr(self) -> str:
         return f"config={self.config.name!r}"
 
-    def iter_predict(self, images: Iterable[ImageInput], batch_size: int = 1, **kwargs: Any) -> Iterable[Detections]:
-        """Predict over any iterable of images, ``batch_size`` at a time, yielding one result per image."""
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        chunk: list[ImageInput] = []
-        for image in images:
-            chunk.append(image)
-            if len(chunk) == batch_size:
-                yield from self.predict(chunk, **kwargs)
-                chunk = []
-        if chunk:
-            yield from self.predict(chunk, **kwargs)
+    def iter_predict(
+        self, images: Iterable[ImageInput], batch_size: int = 1, **kwargs: Any
+    ) -> Iterator[Detections]:
+        """Predict over any iterable of images (a list, a generator, video frames), lazily.
+
+        Images are pulled from ``images`` ``batch_size`` at a time, run as one batch (sizes may
+        differ) and yielded one :class:`Detections` per image, in input order, so an endless
+        stream works in constant memory. ``kwargs`` are :meth:`predict`'s; they and
+        ``batch_size`` are checked here, before the first image is read.
+        """
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+        options = self._prediction_options(**kwargs)
+        return self._iter_batches(iter(images), batch_size, options)
+
+    def _iter_batches(self, images: Iterator[ImageInput], batch_size: int, options: _Options) -> Iterator[Detections]:
+        while True:
+            chunk = list(itertools.islice(images, batch_size))
+            if not chunk:
+                return
+            yield from self._predict_batch(chunk, options)

@@ -1,18 +1,64 @@
-"""Typed per-image detection results."""
+"""Typed per-image detection results and their conversions (numpy, JSON, COCO, PNG masks, plots)."""
 
 from __future__ import annotations
 
-from typing import Sequence
+import json
+import operator
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
+import numpy as np
 import torch
 
 from yolactpp.postprocess import upsample_masks
 
-__all__ = ["Detections"]
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from yolactpp.coco import CategoryIds, RecordKind
+
+__all__ = ["DetectionArrays", "Detections"]
+
+
+@dataclass(frozen=True)
+class DetectionArrays:
+    """Plain numpy view of one image's detections (see :class:`Detections` for the fields)."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    labels: np.ndarray
+    box_scores: np.ndarray
+    mask_iou: np.ndarray | None
+    #: bool [N, H, W] at the image size, or ``None`` when converted with ``masks=False``.
+    masks: np.ndarray | None
+    names: tuple[str, ...]
+    image_size: tuple[int, int]
+
+    def __len__(self) -> int:
+        return int(self.scores.shape[0])
+
+    @property
+    def class_names(self) -> list[str]:
+        """Class name of each detection."""
+        return [self.names[i] for i in self.labels.tolist()]
+
+
+def _to_numpy(t: torch.Tensor) -> np.ndarray:
+    t = t.detach().cpu()
+    if t.dtype in (torch.bfloat16, torch.float16):
+        t = t.float()
+    return t.numpy()
+
+
+def _safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "class"
 
 
 class Detections:
-    """Detections of one image, in the original's order (descending detection score).
+    """Detections of one image, in detection order (descending score before mask re-scoring).
 
     Attributes (all of length N, on the model's device):
 
@@ -22,8 +68,13 @@ class Detections:
     - ``class_names``: list of N class names.
     - ``box_scores``: float [N], the detection score before mask re-scoring.
     - ``mask_iou``: float [N] predicted mask IoU (YOLACT++) or ``None``.
-    - ``masks``: bool [N, H, W] at the original image size, built on first access from the
-      soft masks at prototype resolution (``soft_masks``).
+    - ``soft_masks``: float [N, Hp, Wp], the cropped soft masks at prototype resolution.
+    - ``masks``: bool [N, H, W] at the original image size, built from ``soft_masks`` on first
+      access and cached (:meth:`masks_at` builds them at any other size).
+    - ``image``: the RGB uint8 [H, W, 3] array the model saw (kept for :meth:`plot`), or ``None``.
+    - ``path``: the image file, when the image was given as a path.
+
+    Index with an int, slice, bool tensor or index list to select detections; every field follows.
     """
 
     def __init__(
@@ -38,6 +89,8 @@ class Detections:
         box_scores: torch.Tensor | None = None,
         mask_iou: torch.Tensor | None = None,
         masks: torch.Tensor | None = None,
+        image: np.ndarray | None = None,
+        path: str | os.PathLike[str] | None = None,
     ) -> None:
         n = int(scores.shape[0])
         for name, t in (("boxes", boxes), ("labels", labels), ("soft_masks", soft_masks)):
@@ -52,6 +105,8 @@ class Detections:
         self.box_scores = scores if box_scores is None else box_scores
         self.mask_iou = mask_iou
         self._masks = masks
+        self.image = image
+        self.path = None if path is None else str(path)
 
     # -- basic container protocol -------------------------------------------------------------
     def __len__(self) -> int:
@@ -74,26 +129,52 @@ class Detections:
             self._masks = upsample_masks(self.soft_masks, h, w)
         return self._masks
 
-    def __getitem__(self, index: int | slice | torch.Tensor | Sequence[int]) -> "Detections":
+    def masks_at(self, height: int, width: int) -> torch.Tensor:
+        """Binary masks ``[N, height, width]`` built from the soft masks at another size (not cached)."""
+        if height < 1 or width < 1:
+            raise ValueError(f"mask size must be positive, got {height} x {width}")
+        if (height, width) == self.image_size:
+            return self.masks
+        return upsample_masks(self.soft_masks, int(height), int(width))
+
+    def _replace(self, **fields: Any) -> "Detections":
+        current = dict(
+            boxes=self.boxes,
+            scores=self.scores,
+            labels=self.labels,
+            names=self.names,
+            image_size=self.image_size,
+            soft_masks=self.soft_masks,
+            box_scores=self.box_scores,
+            mask_iou=self.mask_iou,
+            masks=self._masks,
+            image=self.image,
+            path=self.path,
+        )
+        current.update(fields)
+        return Detections(**current)
+
+    def __getitem__(self, index: int | slice | torch.Tensor | np.ndarray | Sequence[int]) -> "Detections":
         """Select detections by int, slice, bool mask or index list; every field follows."""
-        if isinstance(index, int):
-            if not -len(self) <= index < len(self):
-                raise IndexError(f"detection index {index} out of range for {len(self)} detections")
-            index = slice(index, index + 1 if index != -1 else None)
+        if not isinstance(index, (slice, torch.Tensor, np.ndarray, list, tuple)) and hasattr(index, "__index__"):
+            i = operator.index(index)
+            if not -len(self) <= i < len(self):
+                raise IndexError(f"detection index {i} out of range for {len(self)} detections")
+            index = slice(i, i + 1 if i != -1 else None)
         elif not isinstance(index, slice):
             index = torch.as_tensor(index, device=self.scores.device)
             if index.dtype == torch.bool and index.shape != self.scores.shape:
                 raise IndexError(f"boolean index of shape {tuple(index.shape)} for {len(self)} detections")
+            if index.dtype != torch.bool:
+                index = index.long().reshape(-1)
 
         def pick(t: torch.Tensor | None) -> torch.Tensor | None:
             return None if t is None else t[index]
 
-        return Detections(
+        return self._replace(
             boxes=self.boxes[index],
             scores=self.scores[index],
             labels=self.labels[index],
-            names=self.names,
-            image_size=self.image_size,
             soft_masks=self.soft_masks[index],
             box_scores=self.box_scores[index],
             mask_iou=pick(self.mask_iou),
@@ -110,14 +191,168 @@ class Detections:
         def move(t: torch.Tensor | None) -> torch.Tensor | None:
             return None if t is None else t.to(device)
 
-        return Detections(
+        return self._replace(
             boxes=self.boxes.to(device),
             scores=self.scores.to(device),
             labels=self.labels.to(device),
-            names=self.names,
-            image_size=self.image_size,
             soft_masks=self.soft_masks.to(device),
             box_scores=self.box_scores.to(device),
             mask_iou=move(self.mask_iou),
             masks=move(self._masks),
+        )
+
+    # -- selection ----------------------------------------------------------------------------
+    def filter(self, classes: str | int | Iterable[str | int] | None = None, min_score: float | None = None) -> "Detections":
+        """Keep detections of the given classes (names or 0-based ids) with ``score >= min_score``.
+
+        Unknown class names raise ``ValueError`` listing the valid ones.
+        """
+        from yolactpp.classes import resolve_class_ids
+
+        keep = torch.ones(len(self), dtype=torch.bool, device=self.scores.device)
+        if classes is not None:
+            ids = torch.tensor(resolve_class_ids(classes, self.names), dtype=self.labels.dtype, device=self.labels.device)
+            keep &= torch.isin(self.labels, ids)
+        if min_score is not None:
+            keep &= self.scores >= min_score
+        return self[keep]
+
+    # -- conversions --------------------------------------------------------------------------
+    def numpy(self, masks: bool = True) -> DetectionArrays:
+        """All fields as numpy arrays; ``masks=False`` skips building the full-size masks."""
+        return DetectionArrays(
+            boxes=_to_numpy(self.boxes),
+            scores=_to_numpy(self.scores),
+            labels=_to_numpy(self.labels),
+            box_scores=_to_numpy(self.box_scores),
+            mask_iou=None if self.mask_iou is None else _to_numpy(self.mask_iou),
+            masks=_to_numpy(self.masks) if masks else None,
+            names=self.names,
+            image_size=self.image_size,
+        )
+
+    def summary(self, decimals: int | None = None) -> list[dict[str, Any]]:
+        """One JSON-ready row per detection: ``class_id``, ``class_name``, ``score``, ``box``
+        (x1, y1, x2, y2 pixels), ``box_score`` and, for YOLACT++, ``mask_iou``.
+
+        ``decimals`` rounds the floats (``None`` keeps full precision).
+        """
+
+        def r(x: float) -> float:
+            return x if decimals is None else round(x, decimals)
+
+        arrays = self.numpy(masks=False)
+        rows = []
+        for i in range(len(arrays)):
+            label = int(arrays.labels[i])
+            row: dict[str, Any] = {
+                "class_id": label,
+                "class_name": self.names[label],
+                "score": r(float(arrays.scores[i])),
+                "box": [r(float(v)) for v in arrays.boxes[i]],
+                "box_score": r(float(arrays.box_scores[i])),
+            }
+            if arrays.mask_iou is not None:
+                row["mask_iou"] = r(float(arrays.mask_iou[i]))
+            rows.append(row)
+        return rows
+
+    def to_dict(self, masks: bool = True, decimals: int | None = None) -> dict[str, Any]:
+        """A JSON-ready dict: ``path``, ``image_size`` (height, width) and ``detections``, the
+        :meth:`summary` rows plus, with ``masks=True``, each mask as COCO RLE under ``"mask"``."""
+        rows = self.summary(decimals)
+        if masks and rows:
+            from yolactpp.coco import encode_masks_rle
+
+            for row, rle in zip(rows, encode_masks_rle(_to_numpy(self.masks))):
+                row["mask"] = rle
+        h, w = self.image_size
+        return {"path": self.path, "image_size": {"height": h, "width": w}, "detections": rows}
+
+    def to_json(self, masks: bool = True, decimals: int | None = None, indent: int | None = None) -> str:
+        """:meth:`to_dict` serialised as a JSON string."""
+        return json.dumps(self.to_dict(masks=masks, decimals=decimals), indent=indent)
+
+    def to_coco(
+        self,
+        image_id: int | str,
+        category_ids: "CategoryIds | None" = None,
+        *,
+        kind: "RecordKind" = "both",
+        skip_empty: bool = True,
+    ) -> list[dict[str, Any]]:
+        """COCO result records (``image_id``, ``category_id``, ``bbox`` [x, y, w, h], ``score``,
+        ``segmentation`` RLE) as the original writes them; see :func:`yolactpp.coco.to_coco_results`.
+
+        ``category_ids`` defaults to the COCO ids for the 80 COCO classes and ``1..N`` otherwise.
+        """
+        from yolactpp.coco import to_coco_results
+
+        return to_coco_results(self, image_id, category_ids, kind=kind, skip_empty=skip_empty)
+
+    # -- files and pictures -------------------------------------------------------------------
+    def save_masks(self, directory: str | os.PathLike[str], prefix: str | None = None) -> list[Path]:
+        """Write one black/white PNG per detection, ``<prefix><index>_<class>.png``; returns the paths.
+
+        ``prefix`` defaults to the image file's stem plus ``_`` (empty without a path).
+        """
+        from PIL import Image
+
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        if prefix is None:
+            prefix = f"{Path(self.path).stem}_" if self.path else ""
+        width = max(3, len(str(max(len(self) - 1, 0))))
+        paths = []
+        masks = _to_numpy(self.masks) if len(self) else np.zeros((0, *self.image_size), dtype=bool)
+        for i, (mask, name) in enumerate(zip(masks, self.class_names)):
+            path = out / f"{prefix}{i:0{width}d}_{_safe_name(name)}.png"
+            Image.fromarray(mask.astype(np.uint8) * 255, mode="L").save(path)
+            paths.append(path)
+        return paths
+
+    def plot(
+        self,
+        image: Any = None,
+        *,
+        masks: bool = True,
+        boxes: bool = True,
+        labels: bool = True,
+        scores: bool = True,
+        alpha: float = 0.45,
+        line_width: int | None = None,
+        font_size: int | None = None,
+    ) -> "Image.Image":
+        """The image with masks blended in, boxes and "class score" labels drawn; a PIL image.
+
+        ``image`` defaults to the one the detections came from; pass one (any input ``predict``
+        accepts) of the same size to draw on something else. Each class has a fixed colour.
+        """
+        from yolactpp.plotting import draw_detections
+        from yolactpp.preprocess import load_image, to_rgb_array
+
+        if image is None:
+            if self.image is not None:
+                image = self.image
+            elif self.path is not None:
+                image = load_image(self.path)
+            else:
+                raise ValueError("these detections carry no image; pass one: plot(image)")
+        rgb = to_rgb_array(image)
+        if rgb.shape[:2] != self.image_size:
+            raise ValueError(f"image is {rgb.shape[0]} x {rgb.shape[1]} (h x w) but the detections are for {self.image_size}")
+        arrays = self.numpy(masks=masks)
+        return draw_detections(
+            rgb,
+            boxes=arrays.boxes,
+            labels=arrays.labels,
+            scores=arrays.scores,
+            names=self.names,
+            masks=arrays.masks,
+            show_boxes=boxes,
+            show_labels=labels,
+            show_scores=scores,
+            alpha=alpha,
+            line_width=line_width,
+            font_size=font_size,
         )

@@ -1,0 +1,54 @@
+"""The ``yolactpp`` command: ``predict``, ``eval``, ``benchmark``, ``models`` and ``convert``.
+
+Each subcommand lives in its own module with ``add_parser(subparsers)`` and ``run(args) -> int``;
+they import torch and the model only when they run, so ``yolactpp --help`` stays fast. User
+mistakes (bad arguments, missing files, unreadable images or checkpoints) end with a one-line
+message on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Sequence
+
+from yolactpp.cli import benchmark, convert, evaluate, models, predict
+from yolactpp.cli._common import ArgumentParser, is_user_error, one_line
+
+__all__ = ["build_parser", "main"]
+
+_COMMANDS = (predict, evaluate, benchmark, models, convert)
+
+
+def build_parser() -> ArgumentParser:
+    """The argument parser of the ``yolactpp`` command."""
+    from yolactpp import __version__
+
+    parser = ArgumentParser(
+        prog="yolactpp",
+        description="YOLACT / YOLACT++ instance segmentation: predict, evaluate, benchmark, manage weights.",
+    )
+    parser.add_argument("--version", action="version", version=f"yolactpp {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
+    subparsers.required = True
+    for command in _COMMANDS:
+        command.add_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help, --version and argument errors (already printed)
+        return exit_.code if isinstance(exit_.code, int) else 0
+    try:
+        return int(args.run(args) or 0)
+    except KeyboardInterrupt:
+        print("yolactpp: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if not is_user_error(exc):
+            raise
+        print(f"{parser.prog} {args.command}: error: {one_line(exc)}", file=sys.stderr)
+        return 2

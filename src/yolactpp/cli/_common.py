@@ -1,0 +1,216 @@
+"""Shared pieces of the subcommands: parser, error policy, model options, inputs and outputs."""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+if TYPE_CHECKING:
+    from yolactpp.model import YolactPP
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")  # = yolactpp.video.VIDEO_SUFFIXES (no av import here)
+DTYPES = ("float32", "float64", "bfloat16")
+
+
+class CliError(Exception):
+    """A user mistake the command reports in one line (exit code 2)."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, but errors are one line (``prog: error: ...``) plus a pointer to ``--help``."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def is_user_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is a mistake in the user's input rather than a bug."""
+    user_errors: list[type[BaseException]] = [CliError, ValueError, OSError]  # FileNotFoundError is an OSError
+    for module, name in (
+        ("yolactpp.preprocess", "InvalidImageError"),
+        ("yolactpp.checkpoint", "CheckpointError"),
+        ("yolactpp.registry", "UnknownModelError"),
+        ("yolactpp.video", "VideoError"),
+    ):
+        loaded = sys.modules.get(module)  # not loaded means it cannot have raised
+        if loaded is not None:
+            user_errors.append(getattr(loaded, name))
+    return isinstance(exc, tuple(user_errors))
+
+
+def one_line(exc: BaseException) -> str:
+    """The exception message with its lines joined (some library errors span several)."""
+    text = " ".join(part.strip() for part in str(exc).splitlines() if part.strip())
+    return text or type(exc).__name__
+
+
+# -- argument types -------------------------------------------------------------------------------
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def unit_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
+    return value
+
+
+def image_size(text: str) -> tuple[int, int]:
+    """``WIDTHxHEIGHT`` -> (height, width)."""
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT like 1280x720, got {text!r}") from None
+    if width < 2 or height < 2:
+        raise argparse.ArgumentTypeError(f"image size must be at least 2x2, got {text!r}")
+    return height, width
+
+
+# -- model options ---------------------------------------------------------------------------------
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("model")
+    group.add_argument(
+        "-m", "--model", required=True,
+        help="weights: a .pth checkpoint path (anything YolactPP.from_pretrained accepts)",
+    )  # fmt: skip
+    group.add_argument("--config", metavar="NAME", help="model config name, when it cannot be inferred from the weights")
+    group.add_argument("--device", metavar="DEVICE", help="torch device, e.g. cpu, cuda, cuda:1 (default: cuda if available, else cpu)")
+    group.add_argument("--dtype", choices=DTYPES, default="float32", help="compute dtype (default: %(default)s)")
+
+
+def resolve_device(name: str | None) -> Any:
+    import torch
+
+    if name is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise CliError(f"invalid device {name!r} (examples: cpu, cuda, cuda:0)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise CliError(f"device {name!r} requested but CUDA is not available here")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise CliError(f"device {name!r} requested but only {torch.cuda.device_count()} CUDA device(s) exist")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise CliError(f"device {name!r} requested but MPS is not available here")
+    return device
+
+
+def load_model(args: argparse.Namespace) -> "YolactPP":
+    """The model named by ``--model``/``--config``, on ``--device`` in ``--dtype``."""
+    import torch
+
+    from yolactpp.model import YolactPP
+
+    device = resolve_device(args.device)
+    model = YolactPP.from_pretrained(args.model, config=args.config)
+    return model.to(device=device, dtype=getattr(torch, args.dtype))
+
+
+def parse_classes(values: list[str] | None) -> list[str | int] | None:
+    """``--classes person,car --classes 2`` -> names and ids (validated later by the model)."""
+    if not values:
+        return None
+    out: list[str | int] = []
+    for value in values:
+        for part in value.split(","):
+            part = part.strip()
+            if part:
+                out.append(int(part) if part.isdigit() else part)
+    return out or None
+
+
+# -- inputs and outputs ----------------------------------------------------------------------------
+def is_video(path: Path) -> bool:
+    return path.suffix.lower() in VIDEO_SUFFIXES
+
+
+def collect_sources(specs: list[str]) -> list[Path]:
+    """Files, folders (their images and videos, not recursive) and globs -> unique paths, in order."""
+    found: list[Path] = []
+    for spec in specs:
+        path = Path(spec)
+        if path.is_dir():
+            files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES)
+            if not files:
+                raise CliError(f"no images or videos in folder {path}")
+            found += files
+        elif path.is_file():
+            found.append(path)
+        elif glob.has_magic(spec):
+            files = sorted(
+                Path(p) for p in glob.glob(spec, recursive=True)
+                if Path(p).is_file() and Path(p).suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES
+            )  # fmt: skip
+            if not files:
+                raise FileNotFoundError(f"no images or videos match {spec!r}")
+            found += files
+        else:
+            raise FileNotFoundError(f"no such file or folder: {spec}")
+    unique: dict[Path, None] = {}
+    for p in found:
+        unique.setdefault(p.resolve(), None)
+    return [Path(os.path.relpath(p)) if _under_cwd(p) else p for p in unique]
+
+
+def _under_cwd(path: Path) -> bool:
+    try:
+        path.relative_to(Path.cwd())
+    except ValueError:
+        return False
+    return True
+
+
+def next_run_dir(root: Path, name: str) -> Path:
+    """``root/name``, or ``root/name2``, ``root/name3``... : the first that does not exist yet."""
+    candidate = root / name
+    n = 2
+    while candidate.exists():
+        candidate = root / f"{name}{n}"
+        n += 1
+    return candidate
+
+
+def unique_stem(stem: str, used: set[str]) -> str:
+    """``stem``, or ``stem_2``, ``stem_3``... if already used (two inputs with the same name)."""
+    candidate, n = stem, 2
+    while candidate in used:
+        candidate = f"{stem}_{n}"
+        n += 1
+    used.add(candidate)
+    return candidate
+
+
+def zoo_api(module: str, name: str) -> Any:
+    """``module.name`` of the model-zoo code, or a one-line error when this build lacks it."""
+    import importlib
+
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        raise CliError(f"this yolactpp build has no model zoo ({module}.{name} is missing)") from None

@@ -1,0 +1,158 @@
+"""``yolactpp predict``: images, folders, globs and videos -> JSON results and annotated media.
+
+For every image ``<name>.json`` (the ``Detections.to_dict`` form plus ``image_id``) and, unless
+``--no-plot``, an annotated ``<name>.<ext>``; all images' COCO result records go to
+``predictions.json``. Every video gives ``<name>.jsonl`` (one line per frame) and an annotated
+``<name>.mp4``. Outputs land in ``--output`` or the next free ``runs/predict``, ``runs/predict2``...
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from yolactpp.cli._common import (
+    CliError,
+    add_model_arguments,
+    collect_sources,
+    is_video,
+    load_model,
+    next_run_dir,
+    parse_classes,
+    positive_int,
+    unique_stem,
+    unit_float,
+)
+
+NAME = "predict"
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        NAME,
+        help="segment images and videos, write JSON and annotated outputs",
+        description="Segment images and videos. Per image: <name>.json (detections with RLE masks) and, "
+        "unless --no-plot, an annotated copy; all images' COCO result records go to predictions.json. "
+        "Per video: <name>.jsonl (one line per frame) and an annotated <name>.mp4. Outputs go to --output "
+        "or the next free runs/predict, runs/predict2, ... under the current folder.",
+    )
+    parser.add_argument("sources", nargs="+", metavar="SOURCE", help="image or video files, folders or glob patterns")
+    add_model_arguments(parser)
+    group = parser.add_argument_group("detection")
+    group.add_argument(
+        "--score-threshold", type=unit_float, default=0.15, metavar="S",
+        help="keep detections whose final score is above this (default: %(default)s; 0 keeps all)",
+    )  # fmt: skip
+    group.add_argument(
+        "--classes", action="append", metavar="NAMES",
+        help="only detect these classes: comma-separated names or 0-based ids, e.g. 'person,traffic light' "
+        "(repeatable)",
+    )  # fmt: skip
+    group.add_argument("--max-detections", type=positive_int, metavar="N", help="at most this many detections per image (default: 100)")
+    group.add_argument("--batch-size", type=positive_int, default=1, metavar="N", help="images or frames per forward pass (default: 1)")
+    group = parser.add_argument_group("output")
+    group.add_argument("-o", "--output", type=Path, metavar="DIR", help="output folder (default: next free runs/predict, runs/predict2, ...)")
+    group.add_argument("--no-plot", action="store_true", help="do not write annotated images or videos")
+    group.add_argument("--save-masks", action="store_true", help="also write one PNG per detected mask (images only)")
+    group.add_argument("-q", "--quiet", action="store_true", help="no per-image lines and no progress bar")
+    parser.set_defaults(run=run)
+
+
+def _counts(names: list[str]) -> str:
+    if not names:
+        return "no detections"
+    parts = ", ".join(f"{n} {name}" for name, n in Counter(names).most_common())
+    return f"{len(names)} detection{'s' if len(names) != 1 else ''} ({parts})"
+
+
+def _image_id(path: Path, position: int) -> int:
+    """COCO image id: the file stem when it is a number (COCO file names), else the 1-based position."""
+    return int(path.stem) if path.stem.isdigit() else position
+
+
+def _progress(iterable: Any, total: int | None, unit: str, desc: str | None, enabled: bool) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(iterable, total=total, unit=unit, desc=desc, disable=not enabled, file=sys.stderr, leave=False)
+
+
+def _run_images(model: Any, paths: list[Path], names: list[str], out: Path, args: argparse.Namespace, options: dict[str, Any]) -> None:
+    from tqdm import tqdm
+
+    stream = model.iter_predict((str(p) for p in paths), batch_size=args.batch_size, **options)
+    bar = _progress(stream, len(paths), "image", None, enabled=not args.quiet and len(paths) > 1)
+    records: list[dict[str, Any]] = []
+    for position, (path, name, det) in enumerate(zip(paths, names, bar), start=1):
+        image_id = _image_id(path, position)
+        (out / f"{name}.json").write_text(json.dumps({"image_id": image_id, **det.to_dict()}))
+        records += det.to_coco(image_id)
+        if not args.no_plot:
+            suffix = path.suffix.lower() if path.suffix.lower() in (".jpg", ".jpeg", ".png") else ".png"
+            det.plot().save(out / f"{name}{suffix}", **({"quality": 95} if suffix != ".png" else {}))
+        if args.save_masks:
+            det.save_masks(out / "masks" / name, prefix="")
+        if not args.quiet:
+            tqdm.write(f"{path}: {_counts(det.class_names)}", file=sys.stdout)
+    (out / "predictions.json").write_text(json.dumps(records))
+
+
+def _run_video(model: Any, path: Path, name: str, out: Path, args: argparse.Namespace, options: dict[str, Any]) -> int:
+    import numpy as np
+
+    from yolactpp.video import VideoWriter, probe_video, read_frames
+
+    info = probe_video(path)
+    writer = None if args.no_plot else VideoWriter(out / f"{name}.mp4", info.fps, info.width, info.height)
+    stream = model.iter_predict(read_frames(path), batch_size=args.batch_size, **options)
+    bar = _progress(stream, info.frames, "frame", path.name, enabled=not args.quiet)
+    frames = 0
+    try:
+        with open(out / f"{name}.jsonl", "w") as lines:
+            for index, det in enumerate(bar):
+                record = det.to_dict()
+                record.pop("path")
+                lines.write(json.dumps({"frame": index, "time": float(index / info.fps), **record}) + "\n")
+                if writer is not None:
+                    writer.write(np.asarray(det.plot()))
+                frames += 1
+    finally:
+        if writer is not None:
+            writer.close()
+    if not args.quiet:
+        print(f"{path}: {frames} frames")
+    return frames
+
+
+def run(args: argparse.Namespace) -> int:
+    sources = collect_sources(args.sources)
+    videos = [p for p in sources if is_video(p)]
+    images = [p for p in sources if not is_video(p)]
+    if videos and importlib.util.find_spec("av") is None:
+        raise CliError("video input needs PyAV: pip install 'yolactpp[video]' (or pip install av)")
+    model = load_model(args)
+    options: dict[str, Any] = {"score_threshold": args.score_threshold, "classes": parse_classes(args.classes)}
+    if args.max_detections is not None:
+        options["max_detections"] = args.max_detections
+    model.iter_predict([], **options)  # validates the options (e.g. class names) before any output
+
+    out = args.output if args.output is not None else next_run_dir(Path("runs"), "predict")
+    out.mkdir(parents=True, exist_ok=True)
+    used: set[str] = set()
+    start = time.perf_counter()
+    if images:
+        names = [unique_stem(p.stem, used) for p in images]
+        _run_images(model, images, names, out, args, options)
+    for path in videos:
+        _run_video(model, path, unique_stem(path.stem, used), out, args, options)
+    if not args.quiet:
+        what = ", ".join(
+            f"{n} {kind}{'s' if n != 1 else ''}" for n, kind in ((len(images), "image"), (len(videos), "video")) if n
+        )
+        print(f"{what} done in {time.perf_counter() - start:.1f} s; results saved to {out}")
+    return 0

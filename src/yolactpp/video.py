@@ -1,0 +1,135 @@
+"""Reading and writing videos as RGB uint8 frames, through PyAV (the ``video`` extra).
+
+PyAV is imported on first use; without it a clear ``ImportError`` says what to install.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Iterator
+
+import numpy as np
+
+__all__ = ["VIDEO_SUFFIXES", "VideoError", "VideoInfo", "VideoWriter", "probe_video", "read_frames"]
+
+#: File suffixes treated as videos (lower case).
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")
+
+_DEFAULT_FPS = Fraction(25)
+
+
+class VideoError(ValueError):
+    """A video file that cannot be read or written."""
+
+
+def _av() -> Any:
+    try:
+        import av
+    except ImportError:
+        raise ImportError("video support needs PyAV: pip install 'yolactpp[video]' (or pip install av)") from None
+    return av
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """Frame rate, frame count (``None`` when the container does not say) and frame size."""
+
+    fps: Fraction
+    frames: int | None
+    width: int
+    height: int
+
+
+def _open(path: str | os.PathLike[str]) -> Any:
+    av = _av()
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"video file not found: {p}")
+    try:
+        container = av.open(str(p))
+    except av.FFmpegError as exc:
+        raise VideoError(f"cannot read {p} as a video: {exc}") from None
+    if not container.streams.video:
+        container.close()
+        raise VideoError(f"{p} has no video stream")
+    return container
+
+
+def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
+    """Read a video's :class:`VideoInfo` without decoding it."""
+    container = _open(path)
+    try:
+        stream = container.streams.video[0]
+        rate = stream.average_rate or stream.guessed_rate or _DEFAULT_FPS
+        return VideoInfo(Fraction(rate), int(stream.frames) or None, stream.width, stream.height)
+    finally:
+        container.close()
+
+
+def read_frames(path: str | os.PathLike[str]) -> Iterator[np.ndarray]:
+    """Decode a video lazily into RGB uint8 ``[H, W, 3]`` frames; the file closes when done."""
+    av = _av()
+    container = _open(path)
+    try:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        try:
+            for frame in container.decode(stream):
+                yield frame.to_ndarray(format="rgb24")
+        except av.FFmpegError as exc:
+            raise VideoError(f"error while decoding {path}: {exc}") from None
+    finally:
+        container.close()
+
+
+class VideoWriter:
+    """Encode RGB uint8 frames to a video file (H.264 where available, else MPEG-4).
+
+    The encoders need even frame sizes: an odd width or height gains one replicated edge column
+    or row. Use as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], fps: Fraction | float, width: int, height: int) -> None:
+        av = _av()
+        self.path = Path(path)
+        self.width, self.height = width + width % 2, height + height % 2
+        self._container = av.open(str(self.path), mode="w")
+        codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
+        rate = Fraction(fps).limit_denominator(1001) if fps else _DEFAULT_FPS
+        self._stream = self._container.add_stream(codec, rate=rate)
+        self._stream.width, self._stream.height = self.width, self.height
+        self._stream.pix_fmt = "yuv420p"
+        self._av = av
+        self.frames_written = 0
+
+    def write(self, frame: np.ndarray) -> None:
+        """Append one RGB uint8 ``[H, W, 3]`` frame (the size given at construction)."""
+        h, w = frame.shape[:2]
+        if (h + h % 2, w + w % 2) != (self.height, self.width):
+            raise ValueError(f"frame is {w} x {h}, the video {self.width} x {self.height}")
+        if (h, w) != (self.height, self.width):
+            frame = np.pad(frame, ((0, self.height - h), (0, self.width - w), (0, 0)), mode="edge")
+        video_frame = self._av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+        video_frame.pts = self.frames_written
+        for packet in self._stream.encode(video_frame):
+            self._container.mux(packet)
+        self.frames_written += 1
+
+    def close(self) -> None:
+        """Flush the encoder and close the file."""
+        if self._container is None:
+            return
+        for packet in self._stream.encode():
+            self._container.mux(packet)
+        self._container.close()
+        self._container = None
+
+    def __enter__(self) -> "VideoWriter":
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
