@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from tests.fakehub import FakeHub, sha256_of
-from yolactpp import CheckpointError, UnknownModelError, YolactPP, get_model_config, hub, serialization
+from yolactpp import CheckpointError, UnknownModelError, YolactPP, get_model_config, hub, manifest, serialization
 from yolactpp.checkpoint import read_original_checkpoint
 from yolactpp.hub import ChecksumError, ChecksumWarning, HubDownloadError
 
@@ -78,11 +78,11 @@ def _same(model: YolactPP, state: dict[str, torch.Tensor]) -> bool:
     return ours.keys() == state.keys() and all(torch.equal(ours[k], state[k]) for k in ours)
 
 
-def _override(monkeypatch: pytest.MonkeyPatch, name: str = NAME, **changes: object) -> hub.ManifestEntry:
-    manifest = hub.load_manifest()
-    manifest[name] = dataclasses.replace(manifest[name], **changes)
-    monkeypatch.setattr(hub, "load_manifest", lambda: dict(manifest))
-    return manifest[name]
+def _override(monkeypatch: pytest.MonkeyPatch, name: str = NAME, **changes: object) -> manifest.ManifestEntry:
+    entries = manifest.load_manifest()
+    entries[name] = dataclasses.replace(entries[name], **changes)
+    monkeypatch.setattr(manifest, "load_manifest", lambda: dict(entries))
+    return entries[name]
 
 
 def _converted(name: str = NAME) -> list[Path]:
@@ -274,7 +274,9 @@ def test_own_format_repo(hf, fake_hub, five_model_dir) -> None:
     assert _same(YolactPP.from_pretrained("someone/yolact-parts"), local.network.state_dict())
 
 
-def test_own_format_repo_errors(hf, fake_hub, original) -> None:
+def test_own_format_repo_errors(hf, fake_hub, original, monkeypatch) -> None:
+    from huggingface_hub import constants
+
     fake_hub.commit("someone/raw-pth", {FILE: original})
     with pytest.raises(HubDownloadError, match="no model repository 'someone/missing'"):
         YolactPP.from_pretrained("someone/missing")
@@ -282,6 +284,9 @@ def test_own_format_repo_errors(hf, fake_hub, original) -> None:
         YolactPP.from_pretrained("someone/raw-pth")
     with pytest.raises(HubDownloadError, match="has no revision 'nope'"):
         YolactPP.from_pretrained("someone/raw-pth", revision="nope")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(HubDownloadError, match="(?s)someone/raw-pth: config.json is not in the local cache.*/path/to/model_dir"):
+        YolactPP.from_pretrained("someone/raw-pth")
 
 
 # -- names and safety ----------------------------------------------------------------------------

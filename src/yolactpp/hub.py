@@ -1,4 +1,4 @@
-"""Model zoo: the weights manifest, downloads through ``huggingface_hub`` and a converted-weights cache.
+"""Model zoo downloads through ``huggingface_hub``, checksum verification and a converted-weights cache.
 
 ``YolactPP.from_pretrained("<zoo name>")`` runs: manifest entry -> :func:`hf_hub_download` (its
 cache, ``HF_HOME``, ``HF_HUB_CACHE``, ``HF_ENDPOINT`` and ``HF_HUB_OFFLINE`` all apply) -> size and
@@ -11,8 +11,6 @@ Nothing here touches the network or the environment at import time.
 
 from __future__ import annotations
 
-import difflib
-import functools
 import json
 import logging
 import os
@@ -20,14 +18,12 @@ import re
 import shutil
 import tempfile
 import warnings
-from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path, PurePosixPath
-from typing import Any, Mapping
 
 from yolactpp import __version__
+from yolactpp import manifest as _manifest
 from yolactpp.checkpoint import CheckpointError
-from yolactpp.registry import UnknownModelError
+from yolactpp.manifest import ManifestEntry, Metrics, ReleaseChecksum, parse_manifest
 from yolactpp.serialization import CONFIG_NAME, FORMAT_VERSION, WEIGHTS_NAME, sha256_file
 
 __all__ = [
@@ -53,9 +49,6 @@ logger = logging.getLogger(__name__)
 
 #: Environment variable that relocates the converted-weights cache (default ``$HF_HOME/yolactpp``).
 CACHE_ENV = "YOLACTPP_CACHE"
-MANIFEST_FORMAT_VERSION = 1
-_MANIFEST_RESOURCE = "weights_manifest.json"
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 
 
@@ -71,177 +64,15 @@ class ChecksumWarning(UserWarning):
     """A downloaded file differs from a non-authoritative reference (e.g. the original 2019 release)."""
 
 
-# -- manifest -----------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Metrics:
-    """Published accuracy/speed figures, exactly as their source states them (``None``: not stated)."""
-
-    dataset: str
-    mask_ap: float | None
-    box_ap: float | None
-    fps: float | None
-    gpu: str | None
-    source: str
-
-
-@dataclass(frozen=True)
-class ReleaseChecksum:
-    """Size/sha256 of a reference copy of the file (not the hub file); a mismatch only warns."""
-
-    size: int | None
-    sha256: str | None
-    source: str
-
-
-@dataclass(frozen=True)
-class ManifestEntry:
-    """One published model: where its weights live and what is known about them.
-
-    ``size``/``sha256`` describe the hub file and are authoritative (``None``: unknown).
-    """
-
-    name: str
-    config: str
-    description: str
-    repo_id: str
-    filename: str
-    revision: str
-    input_size: int
-    license: str
-    released: str | None
-    size: int | None
-    sha256: str | None
-    original_release: ReleaseChecksum | None
-    metrics: Metrics
-
-    def url(self, revision: str | None = None) -> str:
-        """Download URL of the file on the configured endpoint (``HF_ENDPOINT``)."""
-        from huggingface_hub import hf_hub_url
-
-        return hf_hub_url(self.repo_id, self.filename, revision=revision or self.revision)
-
-
-def _check_fields(where: str, data: Any, required: set[str], optional: frozenset[str] = frozenset()) -> dict[str, Any]:
-    if not isinstance(data, Mapping):
-        raise ValueError(f"{where} must be an object, got {type(data).__name__}")
-    missing = sorted(required - set(data))
-    unknown = sorted(set(data) - required - optional)
-    if missing or unknown:
-        raise ValueError(f"{where}: missing field(s) {missing}, unknown field(s) {unknown}")
-    return dict(data)
-
-
-def _typed(where: str, value: Any, kind: type | tuple[type, ...], nullable: bool = False) -> Any:
-    if value is None and nullable:
-        return None
-    if isinstance(value, bool) or not isinstance(value, kind):
-        raise ValueError(f"{where} must be {getattr(kind, '__name__', kind)}{' or null' if nullable else ''}, got {value!r}")
-    return value
-
-
-def _sha256_field(where: str, value: Any) -> str | None:
-    value = _typed(where, value, str, nullable=True)
-    if value is not None and not _SHA256.match(value):
-        raise ValueError(f"{where} must be 64 lowercase hex digits, got {value!r}")
-    return value
-
-
-def _size_field(where: str, value: Any) -> int | None:
-    value = _typed(where, value, int, nullable=True)
-    if value is not None and value <= 0:
-        raise ValueError(f"{where} must be positive, got {value}")
-    return value
-
-
-def _parse_entry(name: str, data: Any) -> ManifestEntry:
-    where = f"weights manifest: models.{name}"
-    fields = {
-        "config", "description", "repo_id", "filename", "revision", "input_size", "license",
-        "released", "size", "sha256", "original_release", "metrics",
-    }
-    d = _check_fields(where, data, fields)
-    release = d["original_release"]
-    if release is not None:
-        r = _check_fields(f"{where}.original_release", release, {"size", "sha256", "source"})
-        release = ReleaseChecksum(
-            size=_size_field(f"{where}.original_release.size", r["size"]),
-            sha256=_sha256_field(f"{where}.original_release.sha256", r["sha256"]),
-            source=_typed(f"{where}.original_release.source", r["source"], str),
-        )
-    m = _check_fields(f"{where}.metrics", d["metrics"], {"dataset", "mask_ap", "box_ap", "fps", "gpu", "source"})
-    metrics = Metrics(
-        dataset=_typed(f"{where}.metrics.dataset", m["dataset"], str),
-        mask_ap=_typed(f"{where}.metrics.mask_ap", m["mask_ap"], (int, float), nullable=True),
-        box_ap=_typed(f"{where}.metrics.box_ap", m["box_ap"], (int, float), nullable=True),
-        fps=_typed(f"{where}.metrics.fps", m["fps"], (int, float), nullable=True),
-        gpu=_typed(f"{where}.metrics.gpu", m["gpu"], str, nullable=True),
-        source=_typed(f"{where}.metrics.source", m["source"], str),
-    )
-    repo_id = _typed(f"{where}.repo_id", d["repo_id"], str)
-    if repo_id.count("/") != 1:
-        raise ValueError(f"{where}.repo_id must look like 'owner/name', got {repo_id!r}")
-    return ManifestEntry(
-        name=name,
-        config=_typed(f"{where}.config", d["config"], str),
-        description=_typed(f"{where}.description", d["description"], str),
-        repo_id=repo_id,
-        filename=_typed(f"{where}.filename", d["filename"], str),
-        revision=_typed(f"{where}.revision", d["revision"], str),
-        input_size=_typed(f"{where}.input_size", d["input_size"], int),
-        license=_typed(f"{where}.license", d["license"], str),
-        released=_typed(f"{where}.released", d["released"], str, nullable=True),
-        size=_size_field(f"{where}.size", d["size"]),
-        sha256=_sha256_field(f"{where}.sha256", d["sha256"]),
-        original_release=release,
-        metrics=metrics,
-    )
-
-
-def parse_manifest(data: Mapping[str, Any]) -> dict[str, ManifestEntry]:
-    """Validate a decoded ``weights_manifest.json``; unknown or missing fields raise ``ValueError``."""
-    top = _check_fields("weights manifest", data, {"format_version", "models"}, frozenset({"about"}))
-    if top["format_version"] != MANIFEST_FORMAT_VERSION:
-        raise ValueError(
-            f"weights manifest: unsupported format_version {top['format_version']!r} (expected {MANIFEST_FORMAT_VERSION})"
-        )
-    models = top["models"]
-    if not isinstance(models, Mapping):
-        raise ValueError("weights manifest: 'models' must be an object")
-    return {name: _parse_entry(name, entry) for name, entry in models.items()}
-
-
-@functools.lru_cache(maxsize=1)
-def _packaged_manifest() -> dict[str, ManifestEntry]:
-    text = resources.files("yolactpp").joinpath(_MANIFEST_RESOURCE).read_text(encoding="utf-8")
-    return parse_manifest(json.loads(text))
-
-
+# -- manifest access (the CLI's entry points) ---------------------------------------------------
 def load_manifest() -> dict[str, ManifestEntry]:
-    """The packaged weights manifest: model name -> :class:`ManifestEntry`."""
-    return dict(_packaged_manifest())
+    """The packaged weights manifest: zoo model name -> :class:`ManifestEntry`."""
+    return _manifest.load_manifest()
 
 
 def get_entry(name: str) -> ManifestEntry:
-    """The manifest entry of ``name``; :class:`UnknownModelError` (with close names) otherwise."""
-    manifest = load_manifest()
-    if name in manifest:
-        return manifest[name]
-    from yolactpp.registry import list_models
-
-    registered = list_models()
-    if name in registered:
-        raise UnknownModelError(
-            f"model {name!r} is registered but has no published weights (it is not in weights_manifest.json). "
-            f"Build it with YolactPP(get_model_config({name!r})) or load your own weights: "
-            f"YolactPP.from_pretrained('path/to/weights.pth', config={name!r}) or a save_pretrained() directory."
-        )
-    known = sorted(manifest)
-    close = difflib.get_close_matches(name, known + registered, n=3, cutoff=0.5)
-    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-    raise UnknownModelError(
-        f"unknown pretrained model {name!r}.{hint} Published models: {', '.join(known)}. "
-        "from_pretrained also takes a local .pth file, a save_pretrained() directory or a hub repo 'owner/name'."
-    )
+    """The manifest entry of zoo model ``name`` (:class:`UnknownModelError` with close names otherwise)."""
+    return _manifest.get_entry(name)
 
 
 # -- caches -------------------------------------------------------------------------------------
@@ -259,7 +90,7 @@ def is_cached(name: str, *, revision: str | None = None) -> bool:
     """Whether the weights of zoo model ``name`` are in the local hub cache (loadable offline)."""
     from huggingface_hub import try_to_load_from_cache
 
-    entry = get_entry(name)
+    entry = _manifest.get_entry(name)
     found = try_to_load_from_cache(entry.repo_id, entry.filename, revision=revision or entry.revision)
     return isinstance(found, str) and os.path.isfile(found)
 
@@ -274,7 +105,7 @@ def _offline() -> bool:
 def _not_available_message(repo_id: str, filename: str, revision: str, model: str | None) -> str:
     from huggingface_hub import constants, hf_hub_url
 
-    what = f"{model}: the weights" if model else f"{repo_id}: {filename}"
+    what = f"{model}: the weights are" if model else f"{repo_id}: {filename} is"
     reason = (
         "offline mode is on (HF_HUB_OFFLINE=1)"
         if _offline()
@@ -287,7 +118,7 @@ def _not_available_message(repo_id: str, filename: str, revision: str, model: st
         else "YolactPP.from_pretrained('/path/to/model_dir') (a folder with config.json and model.safetensors)"
     )
     return (
-        f"{what} are not in the local cache and {reason}.\n"
+        f"{what} not in the local cache and {reason}.\n"
         f"  file:  {filename} from {repo_id} (revision {revision})\n"
         f"  url:   {hf_hub_url(repo_id, filename, revision=revision)}\n"
         f"  cache: {constants.HF_HUB_CACHE}\n"
@@ -403,7 +234,7 @@ def verify_file(entry: ManifestEntry, path: str | os.PathLike[str]) -> str:
 
 def download_original(name: str, *, revision: str | None = None, force_download: bool = False) -> Path:
     """Download (or find in the hub cache) the original ``.pth`` of zoo model ``name`` and verify it."""
-    entry = get_entry(name)
+    entry = _manifest.get_entry(name)
     path = _hf_download(entry.repo_id, entry.filename, revision or entry.revision, force_download, model=name)
     verify_file(entry, path)
     return path
@@ -469,7 +300,7 @@ def pretrained_dir(name: str, *, revision: str | None = None, force_download: bo
     The folder is ``cache_dir()/converted/v1/<name>/<commit>``; with ``force_download`` both the
     download and the conversion are redone.
     """
-    entry = get_entry(name)
+    entry = _manifest.get_entry(name)
     rev = revision or entry.revision
     original = _hf_download(entry.repo_id, entry.filename, rev, force_download, model=name)
     commit = _commit_of(original, entry.filename)

@@ -62,7 +62,7 @@ def load_pretrained(
     force_download: bool = False,
 ) -> "YolactPP":
     """Dispatch ``name_or_path`` to the right loader (see the module docstring)."""
-    from yolactpp import hub, serialization
+    from yolactpp import hub, manifest, serialization
 
     path = Path(name_or_path)
     if path.is_file():
@@ -74,7 +74,7 @@ def load_pretrained(
     if not isinstance(name_or_path, str):
         raise FileNotFoundError(f"no file or directory at {path}")
     name = name_or_path
-    if name in hub.load_manifest():
+    if name in manifest.load_manifest():
         return _load_zoo(cls, name, _as_config(config), revision, force_download)
     looks_like_path = path.suffix in _FILE_SUFFIXES or name.startswith((".", "~")) or ".." in name
     if _REPO_ID.match(name) and not looks_like_path:
@@ -82,5 +82,5 @@ def load_pretrained(
         return serialization.load_pretrained_dir(cls, directory, _as_config(config))
     if looks_like_path or "/" in name or os.sep in name:
         raise FileNotFoundError(f"no file or directory at {path} (from_pretrained got a path that does not exist)")
-    hub.get_entry(name)  # not published: raises UnknownModelError with close names
+    manifest.get_entry(name)  # not published: raises UnknownModelError with close names
     raise AssertionError("unreachable")  # pragma: no cover
