@@ -292,8 +292,10 @@ def test_own_format_repo_errors(hf, fake_hub, original, monkeypatch) -> None:
 # -- names and safety ----------------------------------------------------------------------------
 @pytest.mark.parametrize(("typo", "suggestion"), [("yolact_resnet5", "yolact_resnet50"), ("yolact_plus_bse", "yolact_plus_base")])
 def test_unknown_model_name_suggests_close_names(typo: str, suggestion: str) -> None:
-    with pytest.raises(UnknownModelError, match=f"Did you mean '{suggestion}'"):
+    with pytest.raises(UnknownModelError, match=f"Did you mean '{suggestion}'") as info:
         YolactPP.from_pretrained(typo)
+    hint = str(info.value).split("Did you mean ")[1].split("?")[0]
+    assert hint.count(f"'{suggestion}'") == 1  # each close name once
 
 
 def test_registered_model_without_weights(monkeypatch) -> None:

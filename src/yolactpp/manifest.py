@@ -187,7 +187,7 @@ def get_entry(name: str) -> ManifestEntry:
             f"YolactPP.from_pretrained('path/to/weights.pth', config={name!r}) or a save_pretrained() directory."
         )
     known = sorted(manifest)
-    close = difflib.get_close_matches(name, known + registered, n=3, cutoff=0.5)
+    close = difflib.get_close_matches(name, sorted(set(known) | set(registered)), n=3, cutoff=0.5)
     hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
     raise UnknownModelError(
         f"unknown pretrained model {name!r}.{hint} Published models: {', '.join(known)}. "

@@ -72,7 +72,7 @@ def load_pretrained(
     if path.is_dir():
         return serialization.load_pretrained_dir(cls, path, _as_config(config))
     if not isinstance(name_or_path, str):
-        raise FileNotFoundError(f"no file or directory at {path}")
+        raise FileNotFoundError(f"no file or directory at {name_or_path}")
     name = name_or_path
     if name in manifest.load_manifest():
         return _load_zoo(cls, name, _as_config(config), revision, force_download)
@@ -81,6 +81,6 @@ def load_pretrained(
         directory = hub.download_repo(name, revision=revision, force_download=force_download)
         return serialization.load_pretrained_dir(cls, directory, _as_config(config))
     if looks_like_path or "/" in name or os.sep in name:
-        raise FileNotFoundError(f"no file or directory at {path} (from_pretrained got a path that does not exist)")
+        raise FileNotFoundError(f"no file or directory at {name!r} (from_pretrained got a path that does not exist)")
     manifest.get_entry(name)  # not published: raises UnknownModelError with close names
     raise AssertionError("unreachable")  # pragma: no cover
