@@ -66,8 +66,9 @@ def test_saved_files_hold_canonical_keys_and_config(five_dir: Path) -> None:
     assert state["prediction_layers.0.conf_layer.weight"].shape[0] == 3 * (len(FIVE) + 1)
 
 
-def test_safetensors_file_can_be_passed_directly(five_dir: Path) -> None:
-    assert YolactPP.from_pretrained(five_dir / WEIGHTS_NAME).class_names == FIVE
+@pytest.mark.parametrize("name", [WEIGHTS_NAME, CONFIG_NAME])
+def test_a_file_of_the_folder_can_be_passed(five_dir: Path, name: str) -> None:
+    assert YolactPP.from_pretrained(five_dir / name).class_names == FIVE
 
 
 def test_convert_original_checkpoint(checkpoint, tmp_path: Path) -> None:

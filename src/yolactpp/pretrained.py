@@ -66,7 +66,7 @@ def load_pretrained(
 
     path = Path(name_or_path)
     if path.is_file():
-        if path.suffix == ".safetensors":
+        if path.suffix == ".safetensors" or path.name == serialization.CONFIG_NAME:
             return serialization.load_pretrained_dir(cls, path.parent, _as_config(config))
         return cls.from_original_checkpoint(path, config)
     if path.is_dir():
