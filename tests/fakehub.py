@@ -105,7 +105,9 @@ class FakeHub:
         return repo.commits[repo.refs.get(revision, revision)][name]
 
     def count(self, method: str | None = None, server: str | None = None) -> int:
-        return sum(1 for s, m, _ in self.requests if (method is None or m == method) and (server is None or s == server))
+        return sum(
+            1 for s, m, _ in self.requests if (method is None or m == method) and (server is None or s == server)
+        )
 
     # -- servers ----------------------------------------------------------------------------
     def start(self) -> "FakeHub":
@@ -219,7 +221,13 @@ def _make_handler(hub: FakeHub, role: str) -> type[BaseHTTPRequestHandler]:
 
         def _cdn(self, path: str, body: bool) -> None:
             sha = path.rsplit("/", 1)[-1]
-            match = [f for repo in hub.repos.values() for files in repo.commits.values() for f in files.values() if f.sha256 == sha]
+            match = [
+                f
+                for repo in hub.repos.values()
+                for files in repo.commits.values()
+                for f in files.values()
+                if f.sha256 == sha
+            ]
             if not path.startswith("/blobs/") or not match:
                 return self._reply(404, {}, b"not found", body)
             f = match[0]

@@ -184,7 +184,9 @@ def test_download_shorter_than_announced_is_reported(hf, fake_hub, original, mon
     assert not hub.is_cached(NAME)
 
 
-def test_corrupted_cached_file_fails_the_checksum_then_refetch_fixes_it(hf, fake_hub, original, reference, monkeypatch) -> None:
+def test_corrupted_cached_file_fails_the_checksum_then_refetch_fixes_it(
+    hf, fake_hub, original, reference, monkeypatch
+) -> None:
     _override(monkeypatch, sha256=sha256_of(original), size=original.stat().st_size, original_release=None)
     fake_hub.commit(REPO, {FILE: original})
     path = hub.download_original(NAME)  # verified, not yet converted
@@ -237,7 +239,9 @@ def test_verify_file_rules(tmp_path: Path) -> None:
 
 
 # -- revisions ------------------------------------------------------------------------------------
-def test_revision_from_manifest_or_argument_is_pinned(hf, fake_hub, checkpoint, original, reference, monkeypatch) -> None:
+def test_revision_from_manifest_or_argument_is_pinned(
+    hf, fake_hub, checkpoint, original, reference, monkeypatch
+) -> None:
     first = fake_hub.commit(REPO, {FILE: original})
     other = checkpoint(NAME, seed=1)
     second = fake_hub.commit(REPO, {FILE: other})  # main moves on
@@ -263,7 +267,10 @@ def five_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_own_format_repo(hf, fake_hub, five_model_dir) -> None:
-    files = {"config.json": (five_model_dir / "config.json").read_bytes(), "model.safetensors": five_model_dir / "model.safetensors"}
+    files = {
+        "config.json": (five_model_dir / "config.json").read_bytes(),
+        "model.safetensors": five_model_dir / "model.safetensors",
+    }
     fake_hub.commit("someone/yolact-parts", files)
     local = YolactPP.from_pretrained(five_model_dir)
     model = YolactPP.from_pretrained("someone/yolact-parts")
@@ -285,12 +292,16 @@ def test_own_format_repo_errors(hf, fake_hub, original, monkeypatch) -> None:
     with pytest.raises(HubDownloadError, match="has no revision 'nope'"):
         YolactPP.from_pretrained("someone/raw-pth", revision="nope")
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    with pytest.raises(HubDownloadError, match="(?s)someone/raw-pth: config.json is not in the local cache.*/path/to/model_dir"):
+    with pytest.raises(
+        HubDownloadError, match="(?s)someone/raw-pth: config.json is not in the local cache.*/path/to/model_dir"
+    ):
         YolactPP.from_pretrained("someone/raw-pth")
 
 
 # -- names and safety ----------------------------------------------------------------------------
-@pytest.mark.parametrize(("typo", "suggestion"), [("yolact_resnet5", "yolact_resnet50"), ("yolact_plus_bse", "yolact_plus_base")])
+@pytest.mark.parametrize(
+    ("typo", "suggestion"), [("yolact_resnet5", "yolact_resnet50"), ("yolact_plus_bse", "yolact_plus_base")]
+)
 def test_unknown_model_name_suggests_close_names(typo: str, suggestion: str) -> None:
     with pytest.raises(UnknownModelError, match=f"Did you mean '{suggestion}'") as info:
         YolactPP.from_pretrained(typo)

@@ -35,7 +35,7 @@ _MODULE = textwrap.dedent(
     '''
 )
 _MODELS_MODULE = textwrap.dedent(
-    '''
+    """
     import dataclasses
 
     from yolactpp import get_model_config, register_model
@@ -45,7 +45,7 @@ _MODELS_MODULE = textwrap.dedent(
     def parts_two():
         base = get_model_config("yolact_resnet50")
         return dataclasses.replace(base, name="parts_two", class_names=("nut", "washer"))
-    '''
+    """
 )
 _ENTRY_POINTS = f"""\
 [yolactpp.models]
@@ -91,7 +91,9 @@ def test_plugin_models_are_listed_and_built(plugin: Path) -> None:
     assert get_model_config("parts_two").class_names == ("nut", "washer")
 
 
-def test_broken_plugin_only_warns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+def test_broken_plugin_only_warns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     site = tmp_path / "site-packages"
     _install(site)
     list_models()

@@ -139,7 +139,10 @@ def _hf_download(repo_id: str, filename: str, revision: str, force_download: boo
     )
 
     if force_download and _offline():
-        raise HubDownloadError(f"cannot refetch {filename} from {repo_id}: force_download=True needs network access but HF_HUB_OFFLINE is set")
+        raise HubDownloadError(
+            f"cannot refetch {filename} from {repo_id}: force_download=True needs network access "
+            "but HF_HUB_OFFLINE is set"
+        )
     label = f"{model}: " if model else ""
     try:
         path = hf_hub_download(
@@ -161,14 +164,18 @@ def _hf_download(repo_id: str, filename: str, revision: str, force_download: boo
                 "(the output of save_pretrained). If it holds an original .pth file, download that file and pass "
                 "its path to YolactPP.from_pretrained."
             ) from None
-        raise HubDownloadError(f"{label}the hub repository {repo_id} (revision {revision}) has no file {filename}") from None
+        raise HubDownloadError(
+            f"{label}the hub repository {repo_id} (revision {revision}) has no file {filename}"
+        ) from None
     except RepositoryNotFoundError:
         raise HubDownloadError(
             f"{label}no model repository {repo_id!r} on the hub (or it is private/gated and you are not logged in: "
             "`hf auth login`). It is not a local path either."
         ) from None
     except HfHubHTTPError as exc:
-        raise HubDownloadError(f"{label}downloading {filename} from {repo_id} failed: {str(exc).splitlines()[0]}") from exc
+        raise HubDownloadError(
+            f"{label}downloading {filename} from {repo_id} failed: {str(exc).splitlines()[0]}"
+        ) from exc
     except Exception as exc:  # network errors, size consistency checks, disk full...
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise HubDownloadError(
@@ -264,7 +271,9 @@ def _converted_ok(target: Path, entry: ManifestEntry) -> bool:
     return entry.sha256 is None or source_sha == entry.sha256
 
 
-def _convert_into(original: Path, target: Path, entry: ManifestEntry, sha256: str, revision: str, commit: str | None) -> None:
+def _convert_into(
+    original: Path, target: Path, entry: ManifestEntry, sha256: str, revision: str, commit: str | None
+) -> None:
     from yolactpp import serialization
 
     target.parent.mkdir(parents=True, exist_ok=True)

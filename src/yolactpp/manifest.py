@@ -12,9 +12,10 @@ import difflib
 import functools
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, Mapping
+from typing import Any
 
 from yolactpp.registry import UnknownModelError, list_models
 
@@ -88,7 +89,9 @@ def _typed(where: str, value: Any, kind: type | tuple[type, ...], nullable: bool
     if value is None and nullable:
         return None
     if isinstance(value, bool) or not isinstance(value, kind):
-        raise ValueError(f"{where} must be {getattr(kind, '__name__', kind)}{' or null' if nullable else ''}, got {value!r}")
+        raise ValueError(
+            f"{where} must be {getattr(kind, '__name__', kind)}{' or null' if nullable else ''}, got {value!r}"
+        )
     return value
 
 
@@ -109,8 +112,18 @@ def _size_field(where: str, value: Any) -> int | None:
 def _parse_entry(name: str, data: Any) -> ManifestEntry:
     where = f"weights manifest: models.{name}"
     fields = {
-        "config", "description", "repo_id", "filename", "revision", "input_size", "license",
-        "released", "size", "sha256", "original_release", "metrics",
+        "config",
+        "description",
+        "repo_id",
+        "filename",
+        "revision",
+        "input_size",
+        "license",
+        "released",
+        "size",
+        "sha256",
+        "original_release",
+        "metrics",
     }
     d = _check_fields(where, data, fields)
     release = d["original_release"]
@@ -155,7 +168,8 @@ def parse_manifest(data: Mapping[str, Any]) -> dict[str, ManifestEntry]:
     top = _check_fields("weights manifest", data, {"format_version", "models"}, frozenset({"about"}))
     if top["format_version"] != MANIFEST_FORMAT_VERSION:
         raise ValueError(
-            f"weights manifest: unsupported format_version {top['format_version']!r} (expected {MANIFEST_FORMAT_VERSION})"
+            f"weights manifest: unsupported format_version {top['format_version']!r} "
+            f"(expected {MANIFEST_FORMAT_VERSION})"
         )
     models = top["models"]
     if not isinstance(models, Mapping):

@@ -36,7 +36,9 @@ def _as_config(config: ModelConfig | str | None) -> ModelConfig | None:
     raise TypeError(f"config must be a ModelConfig or a model name, got {type(config).__name__}")
 
 
-def _load_zoo(cls: type["YolactPP"], name: str, config: ModelConfig | None, revision: str | None, force: bool) -> "YolactPP":
+def _load_zoo(
+    cls: type["YolactPP"], name: str, config: ModelConfig | None, revision: str | None, force: bool
+) -> "YolactPP":
     import logging
     import shutil
 

@@ -13,9 +13,10 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -100,7 +101,9 @@ def save_pretrained(
     meta.update(model.config.to_dict())
     meta["provenance"] = dict(provenance or {})
     state = _network_state(model)
-    _atomic_write(out / WEIGHTS_NAME, lambda tmp: save_file(state, tmp, metadata={"format": "pt", "yolactpp": model.config.name}))
+    _atomic_write(
+        out / WEIGHTS_NAME, lambda tmp: save_file(state, tmp, metadata={"format": "pt", "yolactpp": model.config.name})
+    )
     text = json.dumps(meta, indent=2, ensure_ascii=False) + "\n"
     _atomic_write(out / CONFIG_NAME, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
     return out
