@@ -31,6 +31,7 @@ _EXPORTS = {
     "CheckpointError": "yolactpp.checkpoint",
     "InvalidImageError": "yolactpp.preprocess",
     "COCO_CLASSES": "yolactpp.classes",
+    "convert": "yolactpp.serialization",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
         register_model,
     )
     from yolactpp.results import Detections
+    from yolactpp.serialization import convert
 
 
 def __getattr__(name: str) -> Any:

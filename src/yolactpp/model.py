@@ -79,21 +79,33 @@ class YolactPP(nn.Module):
         *,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
+        revision: str | None = None,
+        force_download: bool = False,
     ) -> "YolactPP":
-        """Load a model from an original ``.pth`` release file.
+        """Load a model from, in this order of precedence:
 
-        The config is inferred from the file name as the original does (the part before
-        ``_<epoch>_<iteration>.pth``) unless ``config`` (a :class:`ModelConfig` or a registered
-        model name) is given.
+        - a local original ``<config>_<epoch>_<iteration>.pth`` file (config inferred from the name),
+        - a local folder written by :meth:`save_pretrained` / :func:`yolactpp.convert`,
+        - a published model name (``yolactpp.hub.load_manifest()``), downloaded through
+          ``huggingface_hub`` (its cache, ``HF_HOME``, ``HF_ENDPOINT``, ``HF_HUB_OFFLINE`` apply),
+          verified and converted once,
+        - ``"owner/name"``: a :meth:`save_pretrained` folder uploaded to the Hugging Face Hub.
+
+        ``config`` (a :class:`ModelConfig` or a registered name) replaces the inferred/stored one;
+        ``revision`` pins a hub branch, tag or commit; ``force_download`` refetches and reconverts.
         """
-        path = Path(name_or_path)
-        if path.suffix == ".pth" or path.is_file():
-            model = cls.from_original_checkpoint(path, config)
-        else:
-            raise FileNotFoundError(f"no checkpoint file at {path}")
+        from yolactpp.pretrained import load_pretrained
+
+        model = load_pretrained(cls, name_or_path, config, revision=revision, force_download=force_download)
         if device is not None or dtype is not None:
             model.to(device=device, dtype=dtype)
         return model
+
+    def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:
+        """Write ``config.json`` + ``model.safetensors`` into ``directory`` (reload with :meth:`from_pretrained`)."""
+        from yolactpp.serialization import save_pretrained
+
+        return save_pretrained(self, directory)
 
     @classmethod
     def from_original_checkpoint(cls, path: str | os.PathLike[str], config: ModelConfig | str | None = None) -> "YolactPP":

@@ -31,6 +31,7 @@ __all__ = [
     "list_models",
     "register_backbone",
     "register_model",
+    "reload_plugins",
 ]
 
 logger = logging.getLogger(__name__)
@@ -89,15 +90,38 @@ def _load_builtins() -> None:
     import_module("yolactpp.zoo")
 
 
+#: (group, entry point name, value) -> (table, name) pairs that entry point registered, so that an
+#: uninstalled plugin's names can be dropped (a plugin module may fill both tables).
+_PLUGIN_NAMES: dict[tuple[str, str, str], set[tuple[str, str]]] = {}
+
+
+def _tables() -> dict[str, dict[str, Callable[..., object]]]:
+    return {"model": _MODELS, "backbone": _BACKBONES}
+
+
 def _load_entry_points(group: str, table: dict[str, Callable[..., object]], kind: str) -> None:
-    for ep in metadata.entry_points(group=group):
-        try:
-            obj = ep.load()
-        except Exception as exc:  # a broken plugin must not break the library
-            logger.warning("yolactpp: could not load %s plugin %r (%s): %s", kind, ep.name, ep.value, exc)
+    tables = _tables()
+    current = {(group, ep.name, ep.value): ep for ep in metadata.entry_points(group=group)}
+    for key in [k for k in _PLUGIN_NAMES if k[0] == group and k not in current]:  # uninstalled since
+        for table_kind, name in _PLUGIN_NAMES.pop(key):
+            tables[table_kind].pop(name, None)
+    for key, ep in current.items():
+        if key in _PLUGIN_NAMES:
             continue
-        if callable(obj) and ep.name not in table:
-            _register(table, kind, ep.name, obj, overwrite=False)
+        before = {k: dict(t) for k, t in tables.items()}
+        try:
+            obj = ep.load()  # a module registers through its decorators; a callable is the factory
+            if callable(obj):
+                if ep.name in table and table[ep.name] is not obj:
+                    raise ValueError(f"{kind} {ep.name!r} is already registered (by yolactpp or another plugin)")
+                _register(table, kind, ep.name, obj, overwrite=False)
+        except Exception as exc:  # a broken plugin must not break the library; it is retried on reload
+            logger.warning("yolactpp: could not load %s plugin %r (%s): %s", kind, ep.name, ep.value, exc)
+            for k, t in tables.items():
+                t.clear()
+                t.update(before[k])
+            continue
+        _PLUGIN_NAMES[key] = {(k, n) for k, t in tables.items() for n in t if before[k].get(n) is not t[n]}
 
 
 def _ensure_loaded() -> None:
@@ -115,11 +139,14 @@ def _ensure_loaded() -> None:
 
 
 def reload_plugins() -> None:
-    """Scan the entry points again (after installing a plugin into a running interpreter)."""
+    """Scan the entry points again after installing or removing a plugin in a running interpreter.
+
+    New plugins are loaded; names registered by plugins that are gone are dropped.
+    """
     with _lock:
         _loaded_groups.discard(MODEL_ENTRY_POINT_GROUP)
         _loaded_groups.discard(BACKBONE_ENTRY_POINT_GROUP)
-    _ensure_loaded()
+        _ensure_loaded()
 
 
 def _unknown(kind: str, name: str, known: list[str]) -> UnknownModelError:
