@@ -31,6 +31,10 @@ SECTIONS: tuple[tuple[str, tuple[str, ...] | None], ...] = (
     ("yolactpp.checkpoint", ("CheckpointError",)),
     ("yolactpp.registry", ("list_models", "get_model_config", "register_model", "register_backbone", "UnknownModelError")),
     ("yolactpp.config", ("ModelConfig", "BackboneConfig", "PreprocessConfig", "AnchorConfig", "DetectConfig")),
+    ("yolactpp.hub", None),
+    ("yolactpp.manifest", ("ManifestEntry", "load_manifest")),
+    ("yolactpp.serialization", None),
+    ("yolactpp.ops", None),
 )
 
 

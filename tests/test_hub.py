@@ -371,3 +371,33 @@ def test_real_environment_variables(fake_hub, original, tmp_path) -> None:
     assert "HubDownloadError: yolact_plus_resnet50: the weights are not in the local cache" in offline.stderr
     assert "offline mode is on (HF_HUB_OFFLINE=1)" in offline.stderr
     assert len(fake_hub.requests) == seen
+
+
+def test_cli_models_lists_figures_and_cache_state(hf, fake_hub, original, capsys) -> None:
+    from yolactpp.cli import main
+
+    fake_hub.commit(REPO, {FILE: original})
+    assert main(["models", "yolact_*resnet50"]) == 0
+    before = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in before[1:3]] == ["yolact_plus_resnet50", "yolact_resnet50"]
+    row = next(line for line in before if line.startswith("yolact_resnet50 "))
+    assert row.split()[1:6] == ["550", "28.2", "-", "42.5", "(Titan"] and " no " in row
+    with pytest.warns(ChecksumWarning):
+        YolactPP.from_pretrained(NAME)
+    assert main(["models", NAME]) == 0
+    after = capsys.readouterr().out
+    assert f"{REPO}/{FILE}" in after and " yes " in after
+    assert main(["models", "nothing*"]) == 2
+    assert "no model matches 'nothing*'" in capsys.readouterr().err
+
+
+def test_cli_convert_writes_a_loadable_folder(original, reference, tmp_path, capsys) -> None:
+    from yolactpp.cli import main
+
+    out = tmp_path / "converted"
+    assert main(["convert", str(original), str(out)]) == 0
+    assert f"-> {out}" in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors"]
+    assert _same(YolactPP.from_pretrained(out), reference)
+    assert main(["convert", str(tmp_path / "missing.pth"), str(out)]) == 2
+    assert "missing.pth" in capsys.readouterr().err

@@ -204,13 +204,3 @@ def unique_stem(stem: str, used: set[str]) -> str:
         n += 1
     used.add(candidate)
     return candidate
-
-
-def zoo_api(module: str, name: str) -> Any:
-    """``module.name`` of the model-zoo code, or a one-line error when this build lacks it."""
-    import importlib
-
-    try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError):
-        raise CliError(f"this yolactpp build has no model zoo ({module}.{name} is missing)") from None

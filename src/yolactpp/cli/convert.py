@@ -1,16 +1,10 @@
-"""``yolactpp convert``: an original ``.pth`` release file -> the library's own weights folder.
-
-Uses ``yolactpp.convert(source, output_dir, config=None)``, imported when the command runs.
-"""
+"""``yolactpp convert``: an original ``.pth`` release file -> the library's own weights folder."""
 
 from __future__ import annotations
 
 import argparse
-import importlib
 from pathlib import Path
 from typing import Any
-
-from yolactpp.cli._common import zoo_api
 
 NAME = "convert"
 
@@ -20,7 +14,7 @@ def add_parser(subparsers: Any) -> None:
         NAME,
         help="convert an original .pth checkpoint to yolactpp's own format",
         description="Convert an original YOLACT/YOLACT++ .pth release file into a folder that "
-        "YolactPP.from_pretrained loads (config.json + weights).",
+        "YolactPP.from_pretrained loads (config.json + model.safetensors).",
     )
     parser.add_argument("source", help="original checkpoint, e.g. yolact_plus_base_54_800000.pth")
     parser.add_argument("output_dir", type=Path, help="folder to write")
@@ -29,9 +23,8 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    convert = getattr(importlib.import_module("yolactpp"), "convert", None)
-    if convert is None or not callable(convert):  # not re-exported: take it from its module
-        convert = zoo_api("yolactpp.convert", "convert")
+    from yolactpp.serialization import convert
+
     result = convert(args.source, args.output_dir, config=args.config)
-    print(f"converted {args.source} -> {result if result is not None else args.output_dir}")
+    print(f"converted {args.source} -> {result}")
     return 0
