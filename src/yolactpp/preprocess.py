@@ -15,6 +15,7 @@ and documented; anything else raises :class:`InvalidImageError` naming the probl
 
 from __future__ import annotations
 
+import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from yolactpp.config import PreprocessConfig
 
-__all__ = ["ImageInput", "InvalidImageError", "MIN_IMAGE_SIDE", "load_image", "preprocess", "to_rgb_array"]
+__all__ = ["ImageInput", "InvalidImageError", "MIN_IMAGE_SIDE", "decode_image", "load_image", "preprocess", "to_rgb_array"]
 
 #: Images smaller than this on either side carry no usable content and are rejected.
 MIN_IMAGE_SIDE = 2
@@ -44,12 +45,29 @@ def load_image(path: str | os.PathLike[str]) -> Image.Image:
     p = Path(path)
     if not p.is_file():
         raise InvalidImageError(f"image file not found: {p}")
+    return _open_image(p, str(p))
+
+
+def decode_image(data: bytes, source: str = "image bytes") -> Image.Image:
+    """Decode an encoded image (PNG, JPEG, ... file contents) exactly as :func:`load_image` opens a file.
+
+    ``source`` names the data in error messages (e.g. the path it was read from).
+    """
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise InvalidImageError(f"{source}: expected encoded image bytes, got {type(data).__name__}")
+    return _open_image(io.BytesIO(data), source)
+
+
+def _open_image(file: Path | io.BytesIO, source: str) -> Image.Image:
     try:
-        with Image.open(p) as img:
+        with Image.open(file) as img:
             img.load()
             return ImageOps.exif_transpose(img)
-    except (UnidentifiedImageError, OSError) as exc:
-        raise InvalidImageError(f"cannot read {p} as an image: {exc}") from None
+    except UnidentifiedImageError as exc:
+        detail = "unknown image format or not an image" if isinstance(file, io.BytesIO) else str(exc)
+        raise InvalidImageError(f"cannot read {source} as an image: {detail}") from None
+    except OSError as exc:
+        raise InvalidImageError(f"cannot read {source} as an image: {exc}") from None
 
 
 def _pil_to_array(img: Image.Image) -> np.ndarray:
