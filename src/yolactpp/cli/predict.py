@@ -4,6 +4,9 @@ For every image ``<name>.json`` (the ``Detections.to_dict`` form plus ``image_id
 ``--no-plot``, an annotated ``<name>.<ext>``; all images' COCO result records go to
 ``predictions.json``. Every video gives ``<name>.jsonl`` (one line per frame) and an annotated
 ``<name>.mp4``. Outputs land in ``--output`` or the next free ``runs/predict``, ``runs/predict2``...
+
+``--engine ray`` runs the images on Ray Data actors instead and writes one parquet row per image
+(:mod:`yolactpp.cli._ray_engine`).
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ from yolactpp.cli._common import (
 )
 
 NAME = "predict"
+ENGINES = ("local", "ray")
+_RAY_ONLY = ("address", "concurrency", "threads")
 
 
 def add_parser(subparsers: Any) -> None:
@@ -57,10 +62,23 @@ def add_parser(subparsers: Any) -> None:
     group.add_argument("--max-detections", type=positive_int, metavar="N", help="at most this many detections per image (default: 100)")
     group.add_argument("--batch-size", type=positive_int, default=1, metavar="N", help="images or frames per forward pass (default: 1)")
     group = parser.add_argument_group("output")
-    group.add_argument("-o", "--output", type=Path, metavar="DIR", help="output folder (default: next free runs/predict, runs/predict2, ...)")
+    group.add_argument(
+        "-o", "--output", metavar="PATH",
+        help="output folder (default: next free runs/predict, runs/predict2, ...); with --engine ray: a .parquet "
+        "file, or a folder or URI (s3://...) for a parquet dataset (default: runs/predict*/results.parquet)",
+    )  # fmt: skip
     group.add_argument("--no-plot", action="store_true", help="do not write annotated images or videos")
     group.add_argument("--save-masks", action="store_true", help="also write one PNG per detected mask (images only)")
     group.add_argument("-q", "--quiet", action="store_true", help="no per-image lines and no progress bar")
+    group = parser.add_argument_group("engine")
+    group.add_argument(
+        "--engine", choices=ENGINES, default="local",
+        help="local: predict in this process (default); ray: Ray Data model actors writing one parquet row per "
+        "image (images only; see docs/ray.md)",
+    )  # fmt: skip
+    group.add_argument("--address", metavar="ADDRESS", help="Ray cluster to use, e.g. auto or ray://head:10001 (default: start a local one)")
+    group.add_argument("--concurrency", type=positive_int, metavar="N", help="model actors (default: as many as the cluster's CPUs or GPUs allow)")
+    group.add_argument("--threads", type=positive_int, metavar="N", help="CPUs (torch threads) per model actor (default: 1)")
     parser.set_defaults(run=run)
 
 
@@ -130,6 +148,13 @@ def _run_video(model: Any, path: Path, name: str, out: Path, args: argparse.Name
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.engine == "ray":
+        from yolactpp.cli import _ray_engine
+
+        return _ray_engine.run(args)
+    for name in _RAY_ONLY:
+        if getattr(args, name) is not None:
+            raise CliError(f"--{name} applies to --engine ray only")
     sources = collect_sources(args.sources)
     videos = [p for p in sources if is_video(p)]
     images = [p for p in sources if not is_video(p)]
@@ -141,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
         options["max_detections"] = args.max_detections
     model.iter_predict([], **options)  # validates the options (e.g. class names) before any output
 
-    out = args.output if args.output is not None else next_run_dir(Path("runs"), "predict")
+    out = Path(args.output) if args.output is not None else next_run_dir(Path("runs"), "predict")
     out.mkdir(parents=True, exist_ok=True)
     used: set[str] = set()
     start = time.perf_counter()

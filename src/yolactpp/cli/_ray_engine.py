@@ -1,0 +1,158 @@
+"""``yolactpp predict --engine ray``: the images go through Ray Data model actors into parquet.
+
+Sources are local files, folders and globs (checked here, as for the local engine) or URIs Ray
+Data reads (``s3://bucket/images/``). The output is one ``.parquet`` file written by this process
+as results stream in, or, for a folder or URI, a parquet dataset written by the cluster. A local
+Ray instance (listening on loopback only) is started unless ``--address`` names a cluster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from yolactpp.cli._common import IMAGE_SUFFIXES, CliError, collect_sources, is_video, next_run_dir, parse_classes
+
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_ERROR_LINE = re.compile(r"^(?:[A-Za-z_][\w.]*\.)?([A-Za-z_]\w*(?:Error|Exception)): (.+)$")
+#: Ray uses the loopback address as the node address when this is "0" (a one-machine cluster).
+_LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+def _sources(specs: list[str]) -> list[str]:
+    """URIs as given; local files, folders and globs resolved to absolute image paths."""
+    uris = [s for s in specs if _URI.match(s)]
+    local = [s for s in specs if not _URI.match(s)]
+    paths = collect_sources(local) if local else []
+    videos = [p for p in paths if is_video(p)]
+    if videos:
+        raise CliError(f"--engine ray takes images only; got video {videos[0]} (use the local engine for videos)")
+    return uris + [str(p.resolve()) for p in paths]
+
+
+def _output(args: argparse.Namespace) -> str:
+    if args.output is None:
+        return str(next_run_dir(Path("runs"), "predict") / "results.parquet")
+    return str(args.output)
+
+
+@contextmanager
+def _ray_session(address: str | None, quiet: bool) -> Iterator[None]:
+    """Connect to ``address`` or start a local instance; disconnect at the end (an instance this
+    process had already joined is left as it is)."""
+    loaded = sys.modules.get("ray")
+    already = loaded is not None and loaded.is_initialized()
+    if not already and address is None:
+        os.environ.setdefault(_LOOPBACK_ENV, "0")
+    try:
+        from yolactpp.integrations import ray as _  # noqa: F401  (first: its message names the extra)
+    except ImportError as exc:
+        raise CliError(str(exc)) from None
+    import ray
+    if already:
+        yield
+        return
+    logging = {"logging_level": "warning", "log_to_driver": False} if quiet else {}
+    ray.init(address=address or "local", include_dashboard=False, **logging)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def _user_message(exc: BaseException) -> str | None:
+    """The underlying ``SomeError: message`` line of a Ray error raised by the model actors."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    for line in reversed(lines):
+        match = _ERROR_LINE.match(line)
+        if match:
+            return f"{match.group(2)} ({match.group(1)} in a model actor)"
+    return None
+
+
+def _write_parquet_file(results: Any, path: Path) -> tuple[int, list[tuple[str, str]], int]:
+    """Stream the result rows into one parquet file (in place only once complete); returns
+    (rows, [(image, error)], detections)."""
+    import pyarrow.parquet as pq
+
+    from yolactpp.integrations.ray import RESULT_SCHEMA
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    rows, detections, errors = 0, 0, []
+    try:
+        with pq.ParquetWriter(partial, RESULT_SCHEMA) as writer:
+            for table in results.iter_batches(batch_format="pyarrow", batch_size=None):
+                table = table.select(RESULT_SCHEMA.names).cast(RESULT_SCHEMA)
+                writer.write_table(table)
+                rows += table.num_rows
+                columns = table.select(["image_id", "num_detections", "error"]).to_pydict()
+                detections += sum(n for n in columns["num_detections"] if n is not None)
+                errors += [(i, e) for i, e in zip(columns["image_id"], columns["error"]) if e is not None]
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return rows, errors, detections
+
+
+def run(args: argparse.Namespace) -> int:
+    """Predict ``args.sources`` on Ray and write the result rows (see the module docs)."""
+    if args.save_masks:
+        raise CliError("--save-masks is not available with --engine ray (the results hold every mask as COCO RLE)")
+    sources = _sources(args.sources)
+    output = _output(args)
+    options: dict[str, Any] = {"score_threshold": args.score_threshold, "classes": parse_classes(args.classes)}
+    if args.max_detections is not None:
+        options["max_detections"] = args.max_detections
+    device = args.device
+    num_gpus = 1 if device is not None and device.startswith("cuda") else 0
+    start = time.perf_counter()
+    with _ray_session(args.address, args.quiet):
+        import ray.exceptions
+
+        from yolactpp.integrations.ray import predict_dataset, read_image_files
+
+        extensions = [s.lstrip(".") for s in IMAGE_SUFFIXES]
+        dataset = read_image_files(sources, file_extensions=extensions if any(_URI.match(s) for s in sources) else None)
+        results = predict_dataset(
+            dataset,
+            args.model,
+            batch_size=args.batch_size,
+            concurrency=args.concurrency,
+            cpus_per_actor=args.threads or 1,
+            num_gpus=num_gpus,
+            config=args.config,
+            device=device,
+            dtype=args.dtype,
+            **options,
+        )
+        try:
+            if output.endswith(".parquet") and not _URI.match(output):
+                summary: tuple[int, list[tuple[str, str]], int] | None = _write_parquet_file(results, Path(output))
+            else:
+                results.write_parquet(output)
+                summary = None
+        except ray.exceptions.RayError as exc:
+            message = _user_message(exc)
+            if message is None:
+                raise
+            raise CliError(message) from None
+    elapsed = time.perf_counter() - start
+    if summary is None:
+        if not args.quiet:
+            print(f"done in {elapsed:.1f} s; results saved to {output}")
+        return 0
+    rows, errors, detections = summary
+    for image, error in errors:
+        print(f"yolactpp predict: skipped {image}: {error}", file=sys.stderr)
+    if not args.quiet:
+        failed = f", {len(errors)} unreadable (rows with an error)" if errors else ""
+        print(f"{rows} image{'s' if rows != 1 else ''}{failed}, {detections} detections in {elapsed:.1f} s; "
+              f"results saved to {output}")  # fmt: skip
+    return 0
