@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,9 @@ import torch
 from tests.oracle.checkpoints import write_checkpoint
 
 torch.set_num_threads(2)
+# Any Ray instance a test starts (here or in a subprocess) uses the loopback address as its node
+# address, so it binds to and talks over 127.0.0.1 only. Ray reads this when it is first imported.
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 
 @pytest.fixture(scope="session")
