@@ -27,7 +27,7 @@ SECTIONS: tuple[tuple[str, tuple[str, ...] | None], ...] = (
     ("yolactpp.video", None),
     ("yolactpp.evaluate", None),
     ("yolactpp.benchmark", None),
-    ("yolactpp.preprocess", ("load_image", "to_rgb_array", "InvalidImageError")),
+    ("yolactpp.preprocess", ("load_image", "decode_image", "to_rgb_array", "InvalidImageError")),
     ("yolactpp.checkpoint", ("CheckpointError",)),
     ("yolactpp.registry", ("list_models", "get_model_config", "register_model", "register_backbone", "UnknownModelError")),
     ("yolactpp.config", ("ModelConfig", "BackboneConfig", "PreprocessConfig", "AnchorConfig", "DetectConfig")),
@@ -35,6 +35,7 @@ SECTIONS: tuple[tuple[str, tuple[str, ...] | None], ...] = (
     ("yolactpp.manifest", ("ManifestEntry", "load_manifest")),
     ("yolactpp.serialization", None),
     ("yolactpp.ops", None),
+    ("yolactpp.integrations.ray", ("predict_dataset", "read_image_files", "Predictor")),  # schema: docs/ray.md
 )
 
 
