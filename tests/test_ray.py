@@ -229,7 +229,7 @@ def test_cli_engine_ray_writes_one_parquet_row_per_image(
     assert main(argv + ["--concurrency", "2", "--batch-size", "2", *CLI_OPTIONS]) == 0
     captured = capsys.readouterr()
     assert "7 images, 2 unreadable" in captured.out and str(out) in captured.out
-    assert all(f"skipped {images_dir.resolve() / name}" in captured.err for name in BAD_FILES)
+    assert all(f"skipped: cannot read {images_dir.resolve() / name}" in captured.err for name in BAD_FILES)
 
     frame = pd.read_parquet(out)
     expected = [*files, "ls_crop_centre.png", "ls_crop_corner.png"]
@@ -285,6 +285,13 @@ def test_cli_engine_ray_starts_its_own_local_instance(images_dir: Path, v1_check
     rows = pq.read_table(out).to_pylist()
     assert sorted(Path(r["path"]).name for r in rows) == ["notes.jpg", "sq_half.png"]
     assert [r["error"] is None for r in sorted(rows, key=lambda r: r["path"])] == [False, True]
+
+
+def test_docs_list_every_result_column() -> None:
+    text = (Path(__file__).resolve().parent.parent / "docs" / "ray.md").read_text()
+    table = next(b for b in text.split("## The output rows")[1].split("\n\n") if b.startswith("| column"))
+    documented = [name for line in table.splitlines()[2:] for name in line.split("|")[1].replace("`", "").split(", ")]
+    assert [n.strip() for n in documented] == RESULT_SCHEMA.names
 
 
 # -- packaging -----------------------------------------------------------------------------------

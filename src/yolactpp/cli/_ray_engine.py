@@ -9,6 +9,7 @@ Ray instance (listening on loopback only) is started unless ``--address`` names 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import re
 import sys
@@ -55,11 +56,14 @@ def _ray_session(address: str | None, quiet: bool) -> Iterator[None]:
     except ImportError as exc:
         raise CliError(str(exc)) from None
     import ray
+    import ray.data
     if already:
         yield
         return
-    logging = {"logging_level": "warning", "log_to_driver": False} if quiet else {}
-    ray.init(address=address or "local", include_dashboard=False, **logging)
+    ray.init(address=address or "local", include_dashboard=False, **({"logging_level": "warning", "log_to_driver": False} if quiet else {}))
+    if quiet:  # Ray Data logs its progress through its own logger
+        ray.data.DataContext.get_current().enable_progress_bars = False
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
     try:
         yield
     finally:
@@ -149,8 +153,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"done in {elapsed:.1f} s; results saved to {output}")
         return 0
     rows, errors, detections = summary
-    for image, error in errors:
-        print(f"yolactpp predict: skipped {image}: {error}", file=sys.stderr)
+    for _, error in errors:  # each error names its image
+        print(f"yolactpp predict: skipped: {error}", file=sys.stderr)
     if not args.quiet:
         failed = f", {len(errors)} unreadable (rows with an error)" if errors else ""
         print(f"{rows} image{'s' if rows != 1 else ''}{failed}, {detections} detections in {elapsed:.1f} s; "
