@@ -39,7 +39,7 @@ def test_api_reference_covers_the_results_api() -> None:
 def test_docs_link_to_existing_files() -> None:
     quickstart = (DOCS / "quickstart.md").read_text()
     assert "assets/quickstart_plot.png" in quickstart and (DOCS / "assets" / "quickstart_plot.png").is_file()
-    for page in ("quickstart.md", "cli.md", "api.md"):
+    for page in ("quickstart.md", "cli.md", "api.md", "ray.md"):
         assert (DOCS / page).is_file()
 
 
