@@ -22,6 +22,10 @@ from yolactpp.cli._common import IMAGE_SUFFIXES, CliError, collect_sources, is_v
 
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _ERROR_LINE = re.compile(r"^(?:[A-Za-z_][\w.]*\.)?([A-Za-z_]\w*(?:Error|Exception)): (.+)$")
+#: Exceptions raised in an actor that are the user's input, not a bug (see ``_common.is_user_error``).
+_USER_ERRORS = frozenset(
+    {"ValueError", "FileNotFoundError", "OSError", "InvalidImageError", "CheckpointError", "UnknownModelError"}
+)
 #: Ray uses the loopback address as the node address when this is "0" (a one-machine cluster).
 _LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
@@ -57,10 +61,12 @@ def _ray_session(address: str | None, quiet: bool) -> Iterator[None]:
         raise CliError(str(exc)) from None
     import ray
     import ray.data
+
     if already:
         yield
         return
-    ray.init(address=address or "local", include_dashboard=False, **({"logging_level": "warning", "log_to_driver": False} if quiet else {}))
+    quiet_logs = {"logging_level": "warning", "log_to_driver": False} if quiet else {}
+    ray.init(address=address or "local", include_dashboard=False, **quiet_logs)
     if quiet:  # Ray Data logs its progress through its own logger
         ray.data.DataContext.get_current().enable_progress_bars = False
         logging.getLogger("ray.data").setLevel(logging.WARNING)
@@ -71,12 +77,13 @@ def _ray_session(address: str | None, quiet: bool) -> Iterator[None]:
 
 
 def _user_message(exc: BaseException) -> str | None:
-    """The underlying ``SomeError: message`` line of a Ray error raised by the model actors."""
+    """The underlying ``SomeError: message`` line of a Ray error, when the actors raised a user
+    error (bad option, weights that do not load); ``None`` for anything else (a bug: traceback)."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     for line in reversed(lines):
         match = _ERROR_LINE.match(line)
         if match:
-            return f"{match.group(2)} ({match.group(1)} in a model actor)"
+            return f"{match.group(2)} ({match.group(1)} in a model actor)" if match.group(1) in _USER_ERRORS else None
     return None
 
 
