@@ -1,0 +1,388 @@
+// DCNv2 forward: input checks, the chunked sample-then-convolve driver and the CPU sampler.
+//
+// Semantics follow torchvision.ops.deform_conv2d: for output pixel (i, j), tap (ky, kx) of offset
+// group g reads (dy, dx) from offset channels g*2K + 2k and g*2K + 2k + 1 (k = ky*kw + kx), samples
+// the input bilinearly at (i*sh - ph + ky*dh + dy, j*sw - pw + kx*dw + dx) (zero unless
+// -1 < y < H and -1 < x < W; corners outside the map count as zero) and scales the sample by mask
+// channel g*K + k.
+#include "deform_conv.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
+#include <c10/util/BFloat16.h>
+#include <c10/util/Half.h>
+#include <c10/util/bit_cast.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#define YOLACTPP_X86_DISPATCH 1
+#else
+#define YOLACTPP_X86_DISPATCH 0
+#endif
+
+namespace yolactpp::deform_conv {
+
+Geometry check_inputs(
+    const at::Tensor& input,
+    const at::Tensor& offset,
+    const at::Tensor& weight,
+    const std::optional<at::Tensor>& bias,
+    at::IntArrayRef stride,
+    at::IntArrayRef padding,
+    at::IntArrayRef dilation,
+    const std::optional<at::Tensor>& mask) {
+  TORCH_CHECK(input.dim() == 4, "deform_conv2d: input must be 4-D [N, C, H, W], got ", input.sizes());
+  TORCH_CHECK(offset.dim() == 4, "deform_conv2d: offset must be 4-D [N, 2*offset_groups*kh*kw, H_out, W_out], got ",
+              offset.sizes());
+  TORCH_CHECK(weight.dim() == 4, "deform_conv2d: weight must be 4-D [C_out, C_in/groups, kh, kw], got ",
+              weight.sizes());
+  TORCH_CHECK(stride.size() == 2 && padding.size() == 2 && dilation.size() == 2,
+              "deform_conv2d: stride, padding and dilation must have two values each");
+  TORCH_CHECK(stride[0] > 0 && stride[1] > 0, "deform_conv2d: stride must be positive, got ", stride);
+  TORCH_CHECK(dilation[0] > 0 && dilation[1] > 0, "deform_conv2d: dilation must be positive, got ", dilation);
+  TORCH_CHECK(padding[0] >= 0 && padding[1] >= 0, "deform_conv2d: padding must be non-negative, got ", padding);
+
+  const auto dtype = input.scalar_type();
+  TORCH_CHECK(at::isFloatingType(dtype), "deform_conv2d: input must be a floating tensor, got ", dtype);
+  auto same = [&](const at::Tensor& t, const char* name) {
+    TORCH_CHECK(t.scalar_type() == dtype, "deform_conv2d: ", name, " has dtype ", t.scalar_type(),
+                " but input has ", dtype);
+    TORCH_CHECK(t.device() == input.device(), "deform_conv2d: ", name, " is on ", t.device(), " but input is on ",
+                input.device());
+  };
+  same(offset, "offset");
+  same(weight, "weight");
+
+  Geometry g{};
+  g.batch = input.size(0);
+  g.in_channels = input.size(1);
+  g.height = input.size(2);
+  g.width = input.size(3);
+  g.out_channels = weight.size(0);
+  g.kernel_h = weight.size(2);
+  g.kernel_w = weight.size(3);
+  g.stride_h = stride[0];
+  g.stride_w = stride[1];
+  g.pad_h = padding[0];
+  g.pad_w = padding[1];
+  g.dil_h = dilation[0];
+  g.dil_w = dilation[1];
+  TORCH_CHECK(g.kernel_h > 0 && g.kernel_w > 0, "deform_conv2d: empty kernel ", weight.sizes());
+  TORCH_CHECK(weight.size(1) > 0 && g.in_channels % weight.size(1) == 0,
+              "deform_conv2d: input channels (", g.in_channels, ") must be a multiple of weight.shape[1] (",
+              weight.size(1), ")");
+  g.groups = g.in_channels / weight.size(1);
+  TORCH_CHECK(g.out_channels % g.groups == 0, "deform_conv2d: output channels (", g.out_channels,
+              ") must be divisible by groups (", g.groups, ")");
+
+  const int64_t taps = g.kernel_h * g.kernel_w;
+  TORCH_CHECK(offset.size(1) > 0 && offset.size(1) % (2 * taps) == 0,
+              "deform_conv2d: offset.shape[1] (", offset.size(1), ") must be a positive multiple of 2*kh*kw = ",
+              2 * taps);
+  g.offset_groups = offset.size(1) / (2 * taps);
+  TORCH_CHECK(g.in_channels % g.offset_groups == 0, "deform_conv2d: input channels (", g.in_channels,
+              ") must be divisible by offset groups (", g.offset_groups, ")");
+
+  const int64_t span_h = g.dil_h * (g.kernel_h - 1) + 1;
+  const int64_t span_w = g.dil_w * (g.kernel_w - 1) + 1;
+  g.out_h = (g.height + 2 * g.pad_h - span_h) / g.stride_h + 1;
+  g.out_w = (g.width + 2 * g.pad_w - span_w) / g.stride_w + 1;
+  TORCH_CHECK(g.height + 2 * g.pad_h >= span_h && g.width + 2 * g.pad_w >= span_w && g.out_h > 0 && g.out_w > 0,
+              "deform_conv2d: the output would be empty: input ", input.sizes(), ", kernel ", g.kernel_h, "x",
+              g.kernel_w, ", padding ", padding, ", dilation ", dilation);
+  TORCH_CHECK(offset.size(0) == g.batch && offset.size(2) == g.out_h && offset.size(3) == g.out_w,
+              "deform_conv2d: offset must be [", g.batch, ", ", offset.size(1), ", ", g.out_h, ", ", g.out_w,
+              "] for this input and kernel, got ", offset.sizes());
+  if (mask.has_value()) {
+    const at::Tensor& m = *mask;
+    same(m, "mask");
+    TORCH_CHECK(m.dim() == 4 && m.size(0) == g.batch && m.size(1) == g.offset_groups * taps &&
+                    m.size(2) == g.out_h && m.size(3) == g.out_w,
+                "deform_conv2d: mask must be [", g.batch, ", ", g.offset_groups * taps, ", ", g.out_h, ", ", g.out_w,
+                "] (offset_groups*kh*kw channels), got ", m.sizes());
+  }
+  if (bias.has_value()) {
+    same(*bias, "bias");
+    TORCH_CHECK(bias->dim() == 1 && bias->size(0) == g.out_channels, "deform_conv2d: bias must be [",
+                g.out_channels, "], got ", bias->sizes());
+  }
+  return g;
+}
+
+at::Tensor forward(
+    const at::Tensor& input,
+    const at::Tensor& offset,
+    const at::Tensor& weight,
+    const std::optional<at::Tensor>& bias,
+    at::IntArrayRef stride,
+    at::IntArrayRef padding,
+    at::IntArrayRef dilation,
+    const std::optional<at::Tensor>& mask,
+    const Sampler& sampler,
+    int64_t budget_bytes) {
+  const Geometry g = check_inputs(input, offset, weight, bias, stride, padding, dilation, mask);
+  const auto channels_last = at::MemoryFormat::ChannelsLast;
+  const bool keep_contiguous = input.suggest_memory_format() != channels_last;
+  if (g.batch == 0 || g.in_channels == 0) {
+    at::Tensor out = at::zeros({g.batch, g.out_channels, g.out_h, g.out_w}, input.options());
+    if (bias.has_value() && g.batch > 0) out.add_(bias->view({1, -1, 1, 1}));
+    return out;
+  }
+  const at::Tensor x = input.contiguous(channels_last);
+  const at::Tensor m = mask.has_value() ? *mask : at::Tensor();
+
+  // Columns for one output row of one image; chunk over images, or over rows of a huge image.
+  const int64_t row_bytes = g.kernel_h * g.kernel_w * g.out_w * g.in_channels * x.element_size();
+  const int64_t image_bytes = row_bytes * g.out_h;
+  int64_t images = 1;
+  int64_t rows = g.out_h;
+  if (image_bytes <= budget_bytes) {
+    images = std::min(g.batch, std::max<int64_t>(1, budget_bytes / image_bytes));
+  } else {
+    rows = std::max<int64_t>(1, budget_bytes / row_bytes);
+  }
+  at::Tensor columns =
+      at::empty({images, g.in_channels, rows * g.kernel_h, g.out_w * g.kernel_w}, x.options().memory_format(channels_last));
+  const bool one_chunk = images >= g.batch && rows >= g.out_h;
+  at::Tensor out;
+  if (!one_chunk) {
+    out = at::empty({g.batch, g.out_channels, g.out_h, g.out_w}, x.options().memory_format(channels_last));
+  }
+  for (int64_t n0 = 0; n0 < g.batch; n0 += images) {
+    const int64_t nb = std::min(images, g.batch - n0);
+    for (int64_t r0 = 0; r0 < g.out_h; r0 += rows) {
+      const int64_t rb = std::min(rows, g.out_h - r0);
+      at::Tensor cols = columns.narrow(0, 0, nb).narrow(2, 0, rb * g.kernel_h);
+      sampler(x, offset, m, g, n0, r0, cols);
+      at::Tensor y = at::convolution(cols, weight, bias, {g.kernel_h, g.kernel_w}, {0, 0}, {1, 1}, false, {0, 0},
+                                     g.groups);
+      if (one_chunk) {
+        out = y;
+      } else {
+        out.narrow(0, n0, nb).narrow(2, r0, rb).copy_(y);
+      }
+    }
+  }
+  return keep_contiguous ? out.contiguous() : out.contiguous(channels_last);
+}
+
+namespace {
+
+/// Loads an element as its accumulation type and rounds back; written so loops vectorise.
+template <typename T>
+struct Elem {
+  using acc = float;
+  static acc load(T v) { return static_cast<acc>(v); }
+  static T store(acc v) { return static_cast<T>(v); }
+};
+
+template <>
+struct Elem<double> {
+  using acc = double;
+  static acc load(double v) { return v; }
+  static double store(double v) { return v; }
+};
+
+template <>
+struct Elem<c10::BFloat16> {
+  using acc = float;
+  static float load(c10::BFloat16 v) { return c10::bit_cast<float>(static_cast<uint32_t>(v.x) << 16); }
+  static c10::BFloat16 store(float v) {  // round to nearest even, NaN stays NaN
+    const uint32_t u = c10::bit_cast<uint32_t>(v);
+    const uint16_t bits = v != v ? uint16_t{0x7FC0} : static_cast<uint16_t>((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
+    return c10::BFloat16(bits, c10::BFloat16::from_bits());
+  }
+};
+
+/// Everything a sampling task needs; pointers and element strides of the tensors.
+template <typename T>
+struct SampleJob {
+  const T* input;  // channels_last [N, H, W, C]
+  const T* offset;
+  const T* mask;  // null: all ones
+  T* columns;     // channels_last [n, rows*kh, W_out*kw, C]
+  const T* zeros;  // C / offset_groups zeros, read for corners outside the map
+  int64_t offset_stride[4];
+  int64_t mask_stride[4];
+  int64_t image0, row0, rows;
+  Geometry g;
+};
+
+/// dst[c] = wa*a[c] + wb*b[c] + wc*c[c] + wd*d[c]: the four corners share one set of weights.
+template <typename T>
+C10_ALWAYS_INLINE void blend(
+    T* __restrict dst,
+    const T* __restrict a,
+    const T* __restrict b,
+    const T* __restrict c,
+    const T* __restrict d,
+    typename Elem<T>::acc wa,
+    typename Elem<T>::acc wb,
+    typename Elem<T>::acc wc,
+    typename Elem<T>::acc wd,
+    int64_t n) {
+  using E = Elem<T>;
+  for (int64_t i = 0; i < n; ++i) {
+    dst[i] = E::store(wa * E::load(a[i]) + wb * E::load(b[i]) + wc * E::load(c[i]) + wd * E::load(d[i]));
+  }
+}
+
+/// Samples every tap of output pixels [begin, end) (flattened over image, row, column).
+template <typename T>
+C10_ALWAYS_INLINE void sample_pixels(const SampleJob<T>& job, int64_t begin, int64_t end) {
+  using A = typename Elem<T>::acc;
+  using E = Elem<T>;
+  const Geometry& g = job.g;
+  const int64_t C = g.in_channels;
+  const int64_t Cg = C / g.offset_groups;
+  const int64_t taps = g.kernel_h * g.kernel_w;
+  const int64_t col_row = g.out_w * g.kernel_w * C;  // elements in one row of columns
+  const int64_t H = g.height;
+  const int64_t W = g.width;
+  for (int64_t p = begin; p < end; ++p) {
+    const int64_t j = p % g.out_w;
+    const int64_t r = (p / g.out_w) % job.rows;
+    const int64_t n = p / (g.out_w * job.rows);
+    const int64_t i = job.row0 + r;
+    const int64_t image = job.image0 + n;
+    const T* in = job.input + image * H * W * C;
+    T* pixel = job.columns + (n * job.rows + r) * g.kernel_h * col_row + j * g.kernel_w * C;
+    const T* off = job.offset + image * job.offset_stride[0] + i * job.offset_stride[2] + j * job.offset_stride[3];
+    const T* msk = job.mask == nullptr
+        ? nullptr
+        : job.mask + image * job.mask_stride[0] + i * job.mask_stride[2] + j * job.mask_stride[3];
+    for (int64_t og = 0; og < g.offset_groups; ++og) {
+      for (int64_t ky = 0; ky < g.kernel_h; ++ky) {
+        for (int64_t kx = 0; kx < g.kernel_w; ++kx) {
+          const int64_t k = og * taps + ky * g.kernel_w + kx;
+          T* dst = pixel + ky * col_row + kx * C + og * Cg;
+          const A dy = E::load(off[2 * k * job.offset_stride[1]]);
+          const A dx = E::load(off[(2 * k + 1) * job.offset_stride[1]]);
+          const A y = static_cast<A>(i * g.stride_h - g.pad_h + ky * g.dil_h) + dy;
+          const A x = static_cast<A>(j * g.stride_w - g.pad_w + kx * g.dil_w) + dx;
+          if (!(y > A(-1) && y < static_cast<A>(H) && x > A(-1) && x < static_cast<A>(W))) {
+            std::fill_n(dst, Cg, T(0));  // also for NaN positions
+            continue;
+          }
+          const A m = msk == nullptr ? A(1) : E::load(msk[k * job.mask_stride[1]]);
+          const A yf = std::floor(y);
+          const A xf = std::floor(x);
+          const int64_t y0 = static_cast<int64_t>(yf);
+          const int64_t x0 = static_cast<int64_t>(xf);
+          const A ly = y - yf;
+          const A lx = x - xf;
+          const A hy = A(1) - ly;
+          const A hx = A(1) - lx;
+          const bool top = y0 >= 0;
+          const bool bottom = y0 + 1 < H;
+          const bool left = x0 >= 0;
+          const bool right = x0 + 1 < W;
+          const int64_t at = (y0 * W + x0) * C + og * Cg;  // top-left corner, valid when top && left
+          const T* tl = top && left ? in + at : job.zeros;
+          const T* tr = top && right ? in + at + C : job.zeros;
+          const T* bl = bottom && left ? in + at + W * C : job.zeros;
+          const T* br = bottom && right ? in + at + W * C + C : job.zeros;
+          blend(dst, tl, tr, bl, br, hy * hx * m, hy * lx * m, ly * hx * m, ly * lx * m, Cg);
+        }
+      }
+    }
+  }
+}
+
+template <typename T>
+void sample_pixels_default(const SampleJob<T>& job, int64_t begin, int64_t end) {
+  sample_pixels(job, begin, end);
+}
+
+#if YOLACTPP_X86_DISPATCH
+template <typename T>
+__attribute__((target("avx2,fma,f16c"))) void sample_pixels_avx2(const SampleJob<T>& job, int64_t begin,
+                                                                  int64_t end) {
+  sample_pixels(job, begin, end);
+}
+
+template <typename T>
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c,prefer-vector-width=512"))) void
+sample_pixels_avx512(const SampleJob<T>& job, int64_t begin, int64_t end) {
+  sample_pixels(job, begin, end);
+}
+#endif
+
+/// The widest instruction set this CPU (and OS) supports, picked once per process.
+template <typename T>
+auto pick_sampler() -> void (*)(const SampleJob<T>&, int64_t, int64_t) {
+#if YOLACTPP_X86_DISPATCH
+  static const int level = [] {
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq")) {
+      return 2;
+    }
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 1 : 0;
+  }();
+  if (level == 2) return &sample_pixels_avx512<T>;
+  if (level == 1) return &sample_pixels_avx2<T>;
+#endif
+  return &sample_pixels_default<T>;
+}
+
+void sample_cpu(
+    const at::Tensor& input,
+    const at::Tensor& offset,
+    const at::Tensor& mask,
+    const Geometry& g,
+    int64_t image0,
+    int64_t row0,
+    at::Tensor& columns) {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, input.scalar_type(), "yolactpp::deform_conv2d", [&] {
+    const int64_t group_channels = g.in_channels / g.offset_groups;
+    const std::vector<scalar_t> zeros(static_cast<size_t>(group_channels), scalar_t(0));
+    SampleJob<scalar_t> job{};
+    job.input = input.const_data_ptr<scalar_t>();
+    job.offset = offset.const_data_ptr<scalar_t>();
+    job.mask = mask.defined() ? mask.const_data_ptr<scalar_t>() : nullptr;
+    job.columns = columns.mutable_data_ptr<scalar_t>();
+    job.zeros = zeros.data();
+    for (int d = 0; d < 4; ++d) {
+      job.offset_stride[d] = offset.stride(d);
+      job.mask_stride[d] = mask.defined() ? mask.stride(d) : 0;
+    }
+    job.image0 = image0;
+    job.row0 = row0;
+    job.rows = columns.size(2) / g.kernel_h;
+    job.g = g;
+    const auto run = pick_sampler<scalar_t>();
+    const int64_t pixels = columns.size(0) * job.rows * g.out_w;
+    at::parallel_for(0, pixels, 16, [&](int64_t begin, int64_t end) { run(job, begin, end); });
+  });
+}
+
+/// Columns for one chunk on the CPU stay within this many bytes (the GEMM reads them right away).
+constexpr int64_t kCpuBudgetBytes = int64_t{64} << 20;
+
+at::Tensor deform_conv2d_cpu(
+    const at::Tensor& input,
+    const at::Tensor& offset,
+    const at::Tensor& weight,
+    const std::optional<at::Tensor>& bias,
+    at::IntArrayRef stride,
+    at::IntArrayRef padding,
+    at::IntArrayRef dilation,
+    const std::optional<at::Tensor>& mask) {
+  TORCH_CHECK(input.device().is_cpu(), "deform_conv2d: the CPU kernel got a tensor on ", input.device());
+  return forward(input, offset, weight, bias, stride, padding, dilation, mask, sample_cpu, kCpuBudgetBytes);
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(yolactpp, CPU, m) {
+  m.impl("deform_conv2d", &deform_conv2d_cpu);
+}
+
+}  // namespace yolactpp::deform_conv
