@@ -62,22 +62,41 @@ def cuda_arch_list(torch) -> str:
     return ";".join(f"{a[:-1]}.{a[-1]}" for a in archs) + "+PTX"
 
 
+def locate_cuda_home() -> None:
+    """Point CUDA_HOME at a toolkit with headers when it is unset and torch's guess has none.
+
+    torch guesses the toolkit from ``which nvcc``; an nvcc wrapper script in /usr/local/bin then
+    yields /usr/local, which lacks cuda_runtime_api.h. Must run before cpp_extension is imported.
+    """
+    if os.environ.get("CUDA_HOME") or os.environ.get("CUDA_PATH"):
+        return
+    nvcc = shutil.which("nvcc")
+    guesses = [os.path.dirname(os.path.dirname(os.path.realpath(nvcc)))] if nvcc else []
+    for home in guesses + ["/usr/local/cuda"]:
+        if os.path.exists(os.path.join(home, "include", "cuda_runtime_api.h")):
+            os.environ["CUDA_HOME"] = home
+            return
+
+
 def make_extension(cuda: bool):
     """The ``yolactpp._C`` extension: CPU sources always, CUDA sources when ``cuda``."""
     from torch.utils import cpp_extension
 
     cxx_flags = ["-O3", "-g0", "-ffp-contract=off"] if sys.platform != "win32" else ["/O2", "/fp:precise"]
     kwargs = dict(py_limited_api=True, extra_compile_args={"cxx": cxx_flags})
+    cpu_sources = [s for s in sources("**/*.cpp") if "_cuda" not in Path(s).name]
     if not cuda:
-        return cpp_extension.CppExtension("yolactpp._C", sources("**/*.cpp"), **kwargs)
-    kwargs["extra_compile_args"]["nvcc"] = ["-O3", "--expt-relaxed-constexpr"]
-    return cpp_extension.CUDAExtension("yolactpp._C", sources("**/*.cpp") + sources("**/*.cu"), **kwargs)
+        return cpp_extension.CppExtension("yolactpp._C", cpu_sources, **kwargs)
+    kwargs["extra_compile_args"]["nvcc"] = ["-O3"]
+    cuda_sources = sources("**/*_cuda_*.cpp") + sources("**/*.cu")
+    return cpp_extension.CUDAExtension("yolactpp._C", cpu_sources + cuda_sources, **kwargs)
 
 
 def plan():
     """(extension, build_ext class, description) for this environment; raises OpsUnavailable."""
     if not switch("YOLACTPP_BUILD_OPS", True):
         raise OpsUnavailable("YOLACTPP_BUILD_OPS=0")
+    locate_cuda_home()
     try:
         import torch
         from torch.utils import cpp_extension
@@ -117,15 +136,19 @@ def tolerant(base: type[build_ext], cuda: bool) -> type[build_ext]:
     class TolerantBuildExt(base):  # type: ignore[misc, valid-type]
         def run(self) -> None:
             start = time.monotonic()
+            compiler, inplace = self.compiler, self.inplace  # run() changes both before failing
             try:
                 super().run()
             except Exception as exc:
                 if STRICT:
                     raise
-                if cuda and self.extensions and self.extensions[0].name == "yolactpp._C":
+                if cuda and self.extensions:
                     say(f"the CUDA kernels failed to build ({one_line(exc)}); retrying with CPU kernels only")
-                    self.extensions = [make_extension(cuda=False)]
-                    self.distribution.ext_modules = self.extensions
+                    cpu_only = make_extension(cuda=False)
+                    for key in ("sources", "include_dirs", "library_dirs", "libraries", "extra_compile_args",
+                                "extra_link_args", "define_macros", "runtime_library_dirs"):
+                        setattr(self.extensions[0], key, getattr(cpu_only, key))
+                    self.compiler, self.inplace = compiler, inplace
                     try:
                         super().run()
                     except Exception as exc2:

@@ -128,11 +128,10 @@ at::Tensor forward(
     int64_t budget_bytes) {
   const Geometry g = check_inputs(input, offset, weight, bias, stride, padding, dilation, mask);
   const auto channels_last = at::MemoryFormat::ChannelsLast;
-  const bool keep_contiguous = input.suggest_memory_format() != channels_last;
-  if (g.batch == 0 || g.in_channels == 0) {
-    at::Tensor out = at::zeros({g.batch, g.out_channels, g.out_h, g.out_w}, input.options());
-    if (bias.has_value() && g.batch > 0) out.add_(bias->view({1, -1, 1, 1}));
-    return out;
+  const auto out_format =
+      input.suggest_memory_format() == channels_last ? channels_last : at::MemoryFormat::Contiguous;
+  if (g.batch == 0) {
+    return at::empty({0, g.out_channels, g.out_h, g.out_w}, input.options().memory_format(out_format));
   }
   const at::Tensor x = input.contiguous(channels_last);
   const at::Tensor m = mask.has_value() ? *mask : at::Tensor();
@@ -169,7 +168,7 @@ at::Tensor forward(
       }
     }
   }
-  return keep_contiguous ? out.contiguous() : out.contiguous(channels_last);
+  return out.contiguous(out_format);
 }
 
 namespace {

@@ -9,19 +9,12 @@
 
 #include <ATen/core/Tensor.h>
 
+#include "geometry.h"
+
 #include <cstdint>
 #include <functional>
 
 namespace yolactpp::deform_conv {
-
-/// Sizes of one deform_conv2d call, validated by `check_inputs`.
-struct Geometry {
-  int64_t batch, in_channels, height, width;
-  int64_t out_channels, kernel_h, kernel_w;
-  int64_t out_h, out_w;
-  int64_t stride_h, stride_w, pad_h, pad_w, dil_h, dil_w;
-  int64_t groups, offset_groups;
-};
 
 /// Validates shapes, dtypes and devices (TORCH_CHECK with a readable message); returns sizes.
 Geometry check_inputs(
