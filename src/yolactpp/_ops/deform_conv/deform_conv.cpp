@@ -22,6 +22,7 @@
 
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
 #define YOLACTPP_X86_DISPATCH 1
+#include <immintrin.h>
 #else
 #define YOLACTPP_X86_DISPATCH 0
 #endif
@@ -199,95 +200,163 @@ struct Elem<c10::BFloat16> {
   }
 };
 
-/// Everything a sampling task needs; pointers and element strides of the tensors.
 template <typename T>
-struct SampleJob {
-  const T* input;  // channels_last [N, H, W, C]
-  const T* offset;
-  const T* mask;  // null: all ones
-  T* columns;     // channels_last [n, rows*kh, W_out*kw, C]
-  const T* zeros;  // C / offset_groups zeros, read for corners outside the map
-  int64_t offset_stride[4];
-  int64_t mask_stride[4];
-  int64_t image0, row0, rows;
-  Geometry g;
-};
+using Acc = typename Elem<T>::acc;
 
-/// dst[c] = wa*a[c] + wb*b[c] + wc*c[c] + wd*d[c]: the four corners share one set of weights.
+/// dst[i] = wa*a[i] + wb*b[i] + wc*c[i] + wd*d[i] for one sample's channels: the four bilinear
+/// corners are channel vectors sharing one set of (mask-scaled) weights.
 template <typename T>
+using BlendFn = void (*)(T*, const T*, const T*, const T*, const T*, Acc<T>, Acc<T>, Acc<T>, Acc<T>, int64_t);
+
+template <typename T, bool kFma>
 C10_ALWAYS_INLINE void blend(
     T* __restrict dst,
     const T* __restrict a,
     const T* __restrict b,
     const T* __restrict c,
     const T* __restrict d,
-    typename Elem<T>::acc wa,
-    typename Elem<T>::acc wb,
-    typename Elem<T>::acc wc,
-    typename Elem<T>::acc wd,
+    Acc<T> wa,
+    Acc<T> wb,
+    Acc<T> wc,
+    Acc<T> wd,
     int64_t n) {
   using E = Elem<T>;
   for (int64_t i = 0; i < n; ++i) {
-    dst[i] = E::store(wa * E::load(a[i]) + wb * E::load(b[i]) + wc * E::load(c[i]) + wd * E::load(d[i]));
+    if constexpr (kFma) {  // only instantiated where the target has FMA instructions
+      dst[i] = E::store(__builtin_fma(wd, E::load(d[i]),
+                                      __builtin_fma(wc, E::load(c[i]), __builtin_fma(wb, E::load(b[i]), wa * E::load(a[i])))));
+    } else {
+      dst[i] = E::store(wa * E::load(a[i]) + wb * E::load(b[i]) + wc * E::load(c[i]) + wd * E::load(d[i]));
+    }
   }
 }
 
-/// Samples every tap of output pixels [begin, end) (flattened over image, row, column).
+template <>
+C10_ALWAYS_INLINE void blend<float, true>(
+    float* __restrict dst,
+    const float* __restrict a,
+    const float* __restrict b,
+    const float* __restrict c,
+    const float* __restrict d,
+    float wa,
+    float wb,
+    float wc,
+    float wd,
+    int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    dst[i] = __builtin_fmaf(wd, d[i], __builtin_fmaf(wc, c[i], __builtin_fmaf(wb, b[i], wa * a[i])));
+  }
+}
+
+#if YOLACTPP_X86_DISPATCH
+#define YOLACTPP_AVX512BF16 "avx512f,avx512bw,avx512vl,avx512bf16,fma"
+
+/// 16 bfloat16 values widened to float (exact: a shift).
+__attribute__((target(YOLACTPP_AVX512BF16), always_inline)) inline __m512 load_bf16x16(const c10::BFloat16* p) {
+  const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(raw), 16));
+}
+
+/// bfloat16 blend with AVX512-BF16's rounding conversion (one instruction instead of six).
+__attribute__((target(YOLACTPP_AVX512BF16))) void blend_bf16_avx512bf16(
+    c10::BFloat16* dst,
+    const c10::BFloat16* a,
+    const c10::BFloat16* b,
+    const c10::BFloat16* c,
+    const c10::BFloat16* d,
+    float wa,
+    float wb,
+    float wc,
+    float wd,
+    int64_t n) {
+  const __m512 va = _mm512_set1_ps(wa), vb = _mm512_set1_ps(wb), vc = _mm512_set1_ps(wc), vd = _mm512_set1_ps(wd);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    __m512 v = _mm512_mul_ps(va, load_bf16x16(a + i));
+    v = _mm512_fmadd_ps(vb, load_bf16x16(b + i), v);
+    v = _mm512_fmadd_ps(vc, load_bf16x16(c + i), v);
+    v = _mm512_fmadd_ps(vd, load_bf16x16(d + i), v);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i), reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(v)));
+  }
+  for (; i < n; ++i) {
+    using E = Elem<c10::BFloat16>;
+    dst[i] = E::store(wa * E::load(a[i]) + wb * E::load(b[i]) + wc * E::load(c[i]) + wd * E::load(d[i]));
+  }
+}
+#endif
+
+/// What the sampler reads and writes: raw pointers plus the chunk description.
 template <typename T>
+struct SampleJob {
+  const T* input;  // channels_last [N, H, W, C]
+  const T* offset;
+  const T* mask;   // null: all ones
+  T* columns;      // channels_last [n, rows*kh, W_out*kw, C]
+  const T* zeros;  // C zeros, read for corners outside the map
+  BlendFn<T> blend;  // null: the inline blend
+  ChunkJob chunk;
+};
+
+/// Samples every tap of output pixels [begin, end) (flattened over image, row, column of the chunk).
+template <typename T, bool kFma>
 C10_ALWAYS_INLINE void sample_pixels(const SampleJob<T>& job, int64_t begin, int64_t end) {
-  using A = typename Elem<T>::acc;
+  using A = Acc<T>;
   using E = Elem<T>;
-  const Geometry& g = job.g;
+  const ChunkJob& chunk = job.chunk;
+  const Geometry& g = chunk.g;
   const int64_t C = g.in_channels;
-  const int64_t Cg = C / g.offset_groups;
+  const int64_t group_channels = C / g.offset_groups;
   const int64_t taps = g.kernel_h * g.kernel_w;
   const int64_t col_row = g.out_w * g.kernel_w * C;  // elements in one row of columns
   const int64_t H = g.height;
   const int64_t W = g.width;
+  const int64_t* os = chunk.offset_stride;
+  const int64_t* ms = chunk.mask_stride;
   for (int64_t p = begin; p < end; ++p) {
     const int64_t j = p % g.out_w;
-    const int64_t r = (p / g.out_w) % job.rows;
-    const int64_t n = p / (g.out_w * job.rows);
-    const int64_t i = job.row0 + r;
-    const int64_t image = job.image0 + n;
+    const int64_t r = (p / g.out_w) % chunk.rows;
+    const int64_t n = p / (g.out_w * chunk.rows);
+    const int64_t i = chunk.row0 + r;
+    const int64_t image = chunk.image0 + n;
     const T* in = job.input + image * H * W * C;
-    T* pixel = job.columns + (n * job.rows + r) * g.kernel_h * col_row + j * g.kernel_w * C;
-    const T* off = job.offset + image * job.offset_stride[0] + i * job.offset_stride[2] + j * job.offset_stride[3];
-    const T* msk = job.mask == nullptr
-        ? nullptr
-        : job.mask + image * job.mask_stride[0] + i * job.mask_stride[2] + j * job.mask_stride[3];
+    T* pixel = job.columns + (n * chunk.rows + r) * g.kernel_h * col_row + j * g.kernel_w * C;
+    const T* off = job.offset + image * os[0] + i * os[2] + j * os[3];
+    const T* msk = job.mask == nullptr ? nullptr : job.mask + image * ms[0] + i * ms[2] + j * ms[3];
     for (int64_t og = 0; og < g.offset_groups; ++og) {
       for (int64_t ky = 0; ky < g.kernel_h; ++ky) {
         for (int64_t kx = 0; kx < g.kernel_w; ++kx) {
           const int64_t k = og * taps + ky * g.kernel_w + kx;
-          T* dst = pixel + ky * col_row + kx * C + og * Cg;
-          const A dy = E::load(off[2 * k * job.offset_stride[1]]);
-          const A dx = E::load(off[(2 * k + 1) * job.offset_stride[1]]);
+          const A dy = E::load(off[2 * k * os[1]]);
+          const A dx = E::load(off[(2 * k + 1) * os[1]]);
           const A y = static_cast<A>(i * g.stride_h - g.pad_h + ky * g.dil_h) + dy;
           const A x = static_cast<A>(j * g.stride_w - g.pad_w + kx * g.dil_w) + dx;
-          if (!(y > A(-1) && y < static_cast<A>(H) && x > A(-1) && x < static_cast<A>(W))) {
-            std::fill_n(dst, Cg, T(0));  // also for NaN positions
-            continue;
-          }
-          const A m = msk == nullptr ? A(1) : E::load(msk[k * job.mask_stride[1]]);
-          const A yf = std::floor(y);
-          const A xf = std::floor(x);
+          // Outside the map (or NaN): all four corners read zeros with weight zero.
+          const bool inside = y > A(-1) && y < static_cast<A>(H) && x > A(-1) && x < static_cast<A>(W);
+          const A m = !inside ? A(0) : msk == nullptr ? A(1) : E::load(msk[k * ms[1]]);
+          const A yf = inside ? std::floor(y) : A(0);
+          const A xf = inside ? std::floor(x) : A(0);
           const int64_t y0 = static_cast<int64_t>(yf);
           const int64_t x0 = static_cast<int64_t>(xf);
-          const A ly = y - yf;
-          const A lx = x - xf;
+          const A ly = inside ? y - yf : A(0);
+          const A lx = inside ? x - xf : A(0);
           const A hy = A(1) - ly;
           const A hx = A(1) - lx;
-          const bool top = y0 >= 0;
-          const bool bottom = y0 + 1 < H;
-          const bool left = x0 >= 0;
-          const bool right = x0 + 1 < W;
-          const int64_t at = (y0 * W + x0) * C + og * Cg;  // top-left corner, valid when top && left
+          const bool top = inside && y0 >= 0;
+          const bool bottom = inside && y0 + 1 < H;
+          const bool left = inside && x0 >= 0;
+          const bool right = inside && x0 + 1 < W;
+          const int64_t at = (y0 * W + x0) * C + og * group_channels;  // top-left, valid when top && left
           const T* tl = top && left ? in + at : job.zeros;
           const T* tr = top && right ? in + at + C : job.zeros;
           const T* bl = bottom && left ? in + at + W * C : job.zeros;
           const T* br = bottom && right ? in + at + W * C + C : job.zeros;
-          blend(dst, tl, tr, bl, br, hy * hx * m, hy * lx * m, ly * hx * m, ly * lx * m, Cg);
+          T* dst = pixel + ky * col_row + kx * C + og * group_channels;
+          const A wa = hy * hx * m, wb = hy * lx * m, wc = ly * hx * m, wd = ly * lx * m;
+          if (job.blend != nullptr) {
+            job.blend(dst, tl, tr, bl, br, wa, wb, wc, wd, group_channels);
+          } else {
+            blend<T, kFma>(dst, tl, tr, bl, br, wa, wb, wc, wd, group_channels);
+          }
         }
       }
     }
@@ -295,40 +364,61 @@ C10_ALWAYS_INLINE void sample_pixels(const SampleJob<T>& job, int64_t begin, int
 }
 
 template <typename T>
+using SampleFn = void (*)(const SampleJob<T>&, int64_t, int64_t);
+
+template <typename T>
 void sample_pixels_default(const SampleJob<T>& job, int64_t begin, int64_t end) {
-  sample_pixels(job, begin, end);
+  sample_pixels<T, false>(job, begin, end);
 }
 
 #if YOLACTPP_X86_DISPATCH
 template <typename T>
 __attribute__((target("avx2,fma,f16c"))) void sample_pixels_avx2(const SampleJob<T>& job, int64_t begin,
                                                                   int64_t end) {
-  sample_pixels(job, begin, end);
+  sample_pixels<T, true>(job, begin, end);
 }
 
 template <typename T>
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c,prefer-vector-width=512"))) void
 sample_pixels_avx512(const SampleJob<T>& job, int64_t begin, int64_t end) {
-  sample_pixels(job, begin, end);
+  sample_pixels<T, true>(job, begin, end);
 }
 #endif
 
-/// The widest instruction set this CPU (and OS) supports, picked once per process.
-template <typename T>
-auto pick_sampler() -> void (*)(const SampleJob<T>&, int64_t, int64_t) {
+/// Instruction sets of this CPU (and OS): 0 baseline, 1 AVX2+FMA, 2 AVX-512, 3 AVX-512 + BF16.
+int isa_level() {
 #if YOLACTPP_X86_DISPATCH
   static const int level = [] {
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq")) {
-      return 2;
+      return __builtin_cpu_supports("avx512bf16") ? 3 : 2;
     }
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 1 : 0;
   }();
-  if (level == 2) return &sample_pixels_avx512<T>;
-  if (level == 1) return &sample_pixels_avx2<T>;
+  return level;
+#else
+  return 0;
+#endif
+}
+
+template <typename T>
+SampleFn<T> pick_sampler() {
+#if YOLACTPP_X86_DISPATCH
+  if (isa_level() >= 2) return &sample_pixels_avx512<T>;
+  if (isa_level() == 1) return &sample_pixels_avx2<T>;
 #endif
   return &sample_pixels_default<T>;
+}
+
+template <typename T>
+BlendFn<T> pick_blend() {
+#if YOLACTPP_X86_DISPATCH
+  if constexpr (std::is_same_v<T, c10::BFloat16>) {
+    if (isa_level() >= 3) return &blend_bf16_avx512bf16;
+  }
+#endif
+  return nullptr;
 }
 
 void sample_cpu(
@@ -340,30 +430,31 @@ void sample_cpu(
     int64_t row0,
     at::Tensor& columns) {
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, input.scalar_type(), "yolactpp::deform_conv2d", [&] {
-    const int64_t group_channels = g.in_channels / g.offset_groups;
-    const std::vector<scalar_t> zeros(static_cast<size_t>(group_channels), scalar_t(0));
+    const std::vector<scalar_t> zeros(static_cast<size_t>(g.in_channels), scalar_t(0));
     SampleJob<scalar_t> job{};
     job.input = input.const_data_ptr<scalar_t>();
     job.offset = offset.const_data_ptr<scalar_t>();
     job.mask = mask.defined() ? mask.const_data_ptr<scalar_t>() : nullptr;
     job.columns = columns.mutable_data_ptr<scalar_t>();
     job.zeros = zeros.data();
+    job.blend = pick_blend<scalar_t>();
     for (int d = 0; d < 4; ++d) {
-      job.offset_stride[d] = offset.stride(d);
-      job.mask_stride[d] = mask.defined() ? mask.stride(d) : 0;
+      job.chunk.offset_stride[d] = offset.stride(d);
+      job.chunk.mask_stride[d] = mask.defined() ? mask.stride(d) : 0;
     }
-    job.image0 = image0;
-    job.row0 = row0;
-    job.rows = columns.size(2) / g.kernel_h;
-    job.g = g;
-    const auto run = pick_sampler<scalar_t>();
-    const int64_t pixels = columns.size(0) * job.rows * g.out_w;
+    job.chunk.image0 = image0;
+    job.chunk.row0 = row0;
+    job.chunk.rows = columns.size(2) / g.kernel_h;
+    job.chunk.total = columns.numel();
+    job.chunk.g = g;
+    const SampleFn<scalar_t> run = pick_sampler<scalar_t>();
+    const int64_t pixels = columns.size(0) * job.chunk.rows * g.out_w;
     at::parallel_for(0, pixels, 16, [&](int64_t begin, int64_t end) { run(job, begin, end); });
   });
 }
 
-/// Columns for one chunk on the CPU stay within this many bytes (the GEMM reads them right away).
-constexpr int64_t kCpuBudgetBytes = int64_t{64} << 20;
+/// Columns of one chunk on the CPU stay within this many bytes; the convolution reads them next.
+constexpr int64_t kCpuBudgetBytes = int64_t{32} << 20;
 
 at::Tensor deform_conv2d_cpu(
     const at::Tensor& input,
