@@ -250,6 +250,8 @@ C10_ALWAYS_INLINE void blend<float, true>(
 
 #if YOLACTPP_X86_DISPATCH
 #define YOLACTPP_AVX512BF16 "avx512f,avx512bw,avx512vl,avx512bf16,fma"
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12 false positive in _mm512_undefined_*
 
 /// 16 bfloat16 values widened to float (exact: a shift).
 __attribute__((target(YOLACTPP_AVX512BF16), always_inline)) inline __m512 load_bf16x16(const c10::BFloat16* p) {
@@ -283,6 +285,7 @@ __attribute__((target(YOLACTPP_AVX512BF16))) void blend_bf16_avx512bf16(
     dst[i] = E::store(wa * E::load(a[i]) + wb * E::load(b[i]) + wc * E::load(c[i]) + wd * E::load(d[i]));
   }
 }
+#pragma GCC diagnostic pop
 #endif
 
 /// What the sampler reads and writes: raw pointers plus the chunk description.
