@@ -24,7 +24,13 @@ from setuptools import setup
 from setuptools.command.build_ext import build_ext
 
 OPS_DIR = Path("src") / "yolactpp" / "_ops"
-SWITCHES = ("YOLACTPP_BUILD_OPS", "YOLACTPP_BUILD_CUDA", "YOLACTPP_BUILD_STRICT", "TORCH_CUDA_ARCH_LIST", "MAX_JOBS")
+SWITCHES = {  # name: what leaving it unset means
+    "YOLACTPP_BUILD_OPS": "build",
+    "YOLACTPP_BUILD_CUDA": "when nvcc is found",
+    "YOLACTPP_BUILD_STRICT": "failures are not fatal",
+    "TORCH_CUDA_ARCH_LIST": "torch's architectures",
+    "MAX_JOBS": "ninja's default",
+}
 FALLBACK = "installing the pure-Python package (ops fall back to torchvision / PyTorch)"
 
 
@@ -171,7 +177,7 @@ def one_line(exc: BaseException) -> str:
 
 
 def configure() -> dict:
-    say("build switches: " + ", ".join(f"{name}={os.environ.get(name, '(unset)')}" for name in SWITCHES))
+    say("build switches: " + ", ".join(f"{k}={os.environ.get(k) or f'(unset: {v})'}" for k, v in SWITCHES.items()))
     try:
         extension, build_class, description, cuda = plan()
     except OpsUnavailable as exc:
