@@ -20,11 +20,10 @@
 #include <cstring>
 #include <vector>
 
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
-#define YOLACTPP_X86_DISPATCH 1
+#include "../cpu_isa.h"
+
+#if YOLACTPP_X86_DISPATCH
 #include <immintrin.h>
-#else
-#define YOLACTPP_X86_DISPATCH 0
 #endif
 
 namespace yolactpp::deform_conv {
@@ -376,40 +375,21 @@ void sample_pixels_default(const SampleJob<T>& job, int64_t begin, int64_t end) 
 
 #if YOLACTPP_X86_DISPATCH
 template <typename T>
-__attribute__((target("avx2,fma,f16c"))) void sample_pixels_avx2(const SampleJob<T>& job, int64_t begin,
-                                                                  int64_t end) {
+YOLACTPP_TARGET_AVX2 void sample_pixels_avx2(const SampleJob<T>& job, int64_t begin, int64_t end) {
   sample_pixels<T, true>(job, begin, end);
 }
 
 template <typename T>
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c,prefer-vector-width=512"))) void
-sample_pixels_avx512(const SampleJob<T>& job, int64_t begin, int64_t end) {
+YOLACTPP_TARGET_AVX512 void sample_pixels_avx512(const SampleJob<T>& job, int64_t begin, int64_t end) {
   sample_pixels<T, true>(job, begin, end);
 }
 #endif
-
-/// Instruction sets of this CPU (and OS): 0 baseline, 1 AVX2+FMA, 2 AVX-512, 3 AVX-512 + BF16.
-int isa_level() {
-#if YOLACTPP_X86_DISPATCH
-  static const int level = [] {
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq")) {
-      return __builtin_cpu_supports("avx512bf16") ? 3 : 2;
-    }
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 1 : 0;
-  }();
-  return level;
-#else
-  return 0;
-#endif
-}
 
 template <typename T>
 SampleFn<T> pick_sampler() {
 #if YOLACTPP_X86_DISPATCH
-  if (isa_level() >= 2) return &sample_pixels_avx512<T>;
-  if (isa_level() == 1) return &sample_pixels_avx2<T>;
+  if (cpu_isa_level() >= 2) return &sample_pixels_avx512<T>;
+  if (cpu_isa_level() == 1) return &sample_pixels_avx2<T>;
 #endif
   return &sample_pixels_default<T>;
 }
@@ -418,7 +398,7 @@ template <typename T>
 BlendFn<T> pick_blend() {
 #if YOLACTPP_X86_DISPATCH
   if constexpr (std::is_same_v<T, c10::BFloat16>) {
-    if (isa_level() >= 3) return &blend_bf16_avx512bf16;
+    if (cpu_isa_level() >= 3) return &blend_bf16_avx512bf16;
   }
 #endif
   return nullptr;

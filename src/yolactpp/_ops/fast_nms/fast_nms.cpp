@@ -7,6 +7,8 @@
 // rank order, are then ordered by a stable descending sort and cut to max_detections.
 #include "fast_nms.h"
 
+#include "../cpu_isa.h"
+
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
@@ -15,6 +17,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <type_traits>
 #include <vector>
 
 namespace yolactpp::fast_nms {
@@ -46,7 +49,62 @@ bool ranks_before(T a, int64_t ia, T b, int64_t ib) {
   return a > b || (a == b && ia < ib);
 }
 
-/// One class: the kept candidates' positions in the class's ranking order.
+/// Ranks j of the k boxes (SoA x1, y1, x2, y2, area, in rank order) that no higher-ranked box
+/// suppresses, i.e. !(iou(i, j) <= threshold) for no i < j.
+template <typename T>
+C10_ALWAYS_INLINE void survivors(const T* __restrict soa, int64_t k, T threshold, std::vector<int64_t>& kept) {
+  const T* __restrict x1 = soa;
+  const T* __restrict y1 = x1 + k;
+  const T* __restrict x2 = y1 + k;
+  const T* __restrict y2 = x2 + k;
+  const T* __restrict ar = y2 + k;
+  for (int64_t j = 0; j < k; ++j) {
+    const T bx1 = x1[j], by1 = y1[j], bx2 = x2[j], by2 = y2[j], b_area = ar[j];
+    // An integer reduction as wide as T, no early exit: the loop vectorises.
+    using Flag = std::conditional_t<sizeof(T) == 8, int64_t, int32_t>;
+    Flag suppressed = 0;
+    for (int64_t i = 0; i < j; ++i) {
+      const T v = iou(x1[i], y1[i], x2[i], y2[i], ar[i], bx1, by1, bx2, by2, b_area);
+      suppressed |= v <= threshold ? Flag{0} : Flag{1};
+    }
+    if (suppressed == 0) {
+      kept.push_back(j);
+    }
+  }
+}
+
+template <typename T>
+using SurvivorsFn = void (*)(const T*, int64_t, T, std::vector<int64_t>&);
+
+template <typename T>
+void survivors_default(const T* soa, int64_t k, T threshold, std::vector<int64_t>& kept) {
+  survivors(soa, k, threshold, kept);
+}
+
+#if YOLACTPP_X86_DISPATCH
+template <typename T>
+YOLACTPP_TARGET_AVX2 void survivors_avx2(const T* soa, int64_t k, T threshold, std::vector<int64_t>& kept) {
+  survivors(soa, k, threshold, kept);
+}
+
+template <typename T>
+YOLACTPP_TARGET_AVX512 void survivors_avx512(const T* soa, int64_t k, T threshold, std::vector<int64_t>& kept) {
+  survivors(soa, k, threshold, kept);
+}
+#endif
+
+/// The widest vector code this CPU runs. Every variant evaluates the same IEEE operations (no FMA
+/// contraction: -ffp-contract=off), so they agree bit for bit.
+template <typename T>
+SurvivorsFn<T> pick_survivors() {
+#if YOLACTPP_X86_DISPATCH
+  if (cpu_isa_level() >= 2) return &survivors_avx512<T>;
+  if (cpu_isa_level() == 1) return &survivors_avx2<T>;
+#endif
+  return &survivors_default<T>;
+}
+
+/// One class: its top_k boxes in ranking order (`order`) and the survivors' ranks (`kept`).
 template <typename T>
 void class_survivors(
     const T* scores,  // this class's K scores
@@ -66,34 +124,21 @@ void class_survivors(
   } else {
     std::sort(order.begin(), order.end(), before);  // a total order: equal to the stable sort
   }
+  order.resize(static_cast<size_t>(k));
   soa.resize(static_cast<size_t>(5 * k));
-  T* x1 = soa.data();
-  T* y1 = x1 + k;
-  T* x2 = y1 + k;
-  T* y2 = x2 + k;
-  T* ar = y2 + k;
   for (int64_t r = 0; r < k; ++r) {
     const T* b = boxes + 4 * order[r];
-    x1[r] = b[0];
-    y1[r] = b[1];
-    x2[r] = b[2];
-    y2[r] = b[3];
-    ar[r] = area(b[0], b[1], b[2], b[3]);
+    soa[r] = b[0];
+    soa[k + r] = b[1];
+    soa[2 * k + r] = b[2];
+    soa[3 * k + r] = b[3];
+    soa[4 * k + r] = area(b[0], b[1], b[2], b[3]);
   }
   kept.clear();
   if (!(T(0) <= threshold)) {
     return;  // the zero diagonal of the reference's IoU matrix already exceeds the threshold
   }
-  for (int64_t j = 0; j < k; ++j) {
-    bool suppressed = false;
-    for (int64_t i = 0; i < j; ++i) {  // vectorises: no early exit
-      const T v = iou(x1[i], y1[i], x2[i], y2[i], ar[i], x1[j], y1[j], x2[j], y2[j], ar[j]);
-      suppressed |= !(v <= threshold);
-    }
-    if (!suppressed) {
-      kept.push_back(j);
-    }
-  }
+  pick_survivors<T>()(soa.data(), k, threshold, kept);
 }
 
 template <typename T>
@@ -118,7 +163,6 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> fast_nms_cpu_typed(
     std::vector<T> soa;
     for (int64_t c = begin; c < end; ++c) {
       class_survivors(score_data + c * num_boxes, box_data, num_boxes, top_k, threshold, orders[c], soa, kept[c]);
-      orders[c].resize(static_cast<size_t>(std::min(top_k, num_boxes)));
     }
   });
 
