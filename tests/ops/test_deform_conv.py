@@ -117,9 +117,20 @@ def test_float32_matches_torchvision(cfg: dict) -> None:
     assert (ours.double() - ref).abs().max() <= 1e-4 * ref.abs().max().clamp(min=1.0)
 
 
+LOW_PRECISION_CASES = [
+    dict(),
+    dict(groups=2, offset_groups=4, stride=(2, 1)),
+    dict(groups=4, offset_groups=2, out_channels=8, kernel=(3, 1), dilation=(2, 1), with_bias=False),
+    dict(batch=3, with_mask=False, padding=(0, 2)),
+]
+
+
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
-def test_low_precision_close_to_torchvision(dtype: torch.dtype) -> None:
-    case = make_case(torch.Generator().manual_seed(3), in_channels=32, out_channels=16, size=(12, 12), dtype=dtype)
+@pytest.mark.parametrize("cfg", LOW_PRECISION_CASES, ids=range(len(LOW_PRECISION_CASES)))
+def test_low_precision_close_to_torchvision(dtype: torch.dtype, cfg: dict) -> None:
+    """bfloat16/float16 use the other column layout (taps as channels, a 1x1 convolution)."""
+    case = make_case(torch.Generator().manual_seed(3), **{"in_channels": 32, "out_channels": 16, "size": (12, 12),
+                                                          "dtype": dtype, **cfg})
     ours = run_native(case)
     ref = reference(case)
     assert ours.dtype == dtype

@@ -125,7 +125,8 @@ at::Tensor forward(
     at::IntArrayRef dilation,
     const std::optional<at::Tensor>& mask,
     const Sampler& sampler,
-    int64_t budget_bytes) {
+    int64_t budget_bytes,
+    Layout layout) {
   const Geometry g = check_inputs(input, offset, weight, bias, stride, padding, dilation, mask);
   const auto channels_last = at::MemoryFormat::ChannelsLast;
   const auto out_format =
@@ -135,32 +136,57 @@ at::Tensor forward(
   }
   const at::Tensor x = input.contiguous(channels_last);
   const at::Tensor m = mask.has_value() ? *mask : at::Tensor();
+  const bool blocks = layout == Layout::kBlocks;
+  const int64_t kh = g.kernel_h, kw = g.kernel_w, taps = kh * kw, C = g.in_channels;
+  const int64_t group_channels = C / g.groups;
 
   // Columns for one output row of one image; chunk over images, or over rows of a huge image.
-  const int64_t row_bytes = g.kernel_h * g.kernel_w * g.out_w * g.in_channels * x.element_size();
-  const int64_t image_bytes = row_bytes * g.out_h;
+  const int64_t row_elements = taps * g.out_w * C;
+  const int64_t row_bytes = row_elements * x.element_size();
   int64_t images = 1;
   int64_t rows = g.out_h;
-  if (image_bytes <= budget_bytes) {
-    images = std::min(g.batch, std::max<int64_t>(1, budget_bytes / image_bytes));
+  if (row_bytes * g.out_h <= budget_bytes) {
+    images = std::min(g.batch, std::max<int64_t>(1, budget_bytes / (row_bytes * g.out_h)));
   } else {
     rows = std::max<int64_t>(1, budget_bytes / row_bytes);
   }
-  at::Tensor columns =
-      at::empty({images, g.in_channels, rows * g.kernel_h, g.out_w * g.kernel_w}, x.options().memory_format(channels_last));
+  const auto cl = x.options().memory_format(channels_last);
+  at::Tensor columns = blocks ? at::empty({images, C, rows * kh, g.out_w * kw}, cl)
+                              : at::empty({images, taps * C, rows, g.out_w}, cl);
+  // kTapsAsChannels: [C_out, kh, kw, C_in/groups] flattened matches the column channel order.
+  const at::Tensor conv_weight =
+      blocks ? weight : weight.permute({0, 2, 3, 1}).reshape({g.out_channels, taps * group_channels, 1, 1});
+
+  ChunkJob job{};
+  for (int d = 0; d < 4; ++d) {
+    job.offset_stride[d] = offset.stride(d);
+    job.mask_stride[d] = m.defined() ? m.stride(d) : 0;
+  }
+  job.g = g;
+  job.image = rows * row_elements;
+  job.row = row_elements;
+  job.column = blocks ? kw * C : taps * C;
+  job.tap_y = blocks ? g.out_w * kw * C : kw * group_channels;
+  job.tap_x = blocks ? C : group_channels;
+  job.group = blocks ? group_channels : taps * group_channels;
+
   const bool one_chunk = images >= g.batch && rows >= g.out_h;
   at::Tensor out;
   if (!one_chunk) {
-    out = at::empty({g.batch, g.out_channels, g.out_h, g.out_w}, x.options().memory_format(channels_last));
+    out = at::empty({g.batch, g.out_channels, g.out_h, g.out_w}, cl);
   }
   for (int64_t n0 = 0; n0 < g.batch; n0 += images) {
     const int64_t nb = std::min(images, g.batch - n0);
     for (int64_t r0 = 0; r0 < g.out_h; r0 += rows) {
       const int64_t rb = std::min(rows, g.out_h - r0);
-      at::Tensor cols = columns.narrow(0, 0, nb).narrow(2, 0, rb * g.kernel_h);
-      sampler(x, offset, m, g, n0, r0, cols);
-      at::Tensor y = at::convolution(cols, weight, bias, {g.kernel_h, g.kernel_w}, {0, 0}, {1, 1}, false, {0, 0},
-                                     g.groups);
+      at::Tensor cols = columns.narrow(0, 0, nb).narrow(2, 0, blocks ? rb * kh : rb);
+      job.image0 = n0;
+      job.row0 = r0;
+      job.rows = rb;
+      job.images = nb;
+      sampler(x, offset, m, cols, job);
+      at::Tensor y = blocks ? at::convolution(cols, conv_weight, bias, {kh, kw}, {0, 0}, {1, 1}, false, {0, 0}, g.groups)
+                            : at::convolution(cols, conv_weight, bias, {1, 1}, {0, 0}, {1, 1}, false, {0, 0}, g.groups);
       if (one_chunk) {
         out = y;
       } else {
@@ -292,9 +318,9 @@ template <typename T>
 struct SampleJob {
   const T* input;  // channels_last [N, H, W, C]
   const T* offset;
-  const T* mask;   // null: all ones
-  T* columns;      // channels_last [n, rows*kh, W_out*kw, C]
-  const T* zeros;  // C zeros, read for corners outside the map
+  const T* mask;     // null: all ones
+  T* columns;        // see ChunkJob
+  const T* zeros;    // C zeros, read for corners outside the map
   BlendFn<T> blend;  // null: the inline blend
   ChunkJob chunk;
 };
@@ -307,9 +333,9 @@ C10_ALWAYS_INLINE void sample_pixels(const SampleJob<T>& job, int64_t begin, int
   const ChunkJob& chunk = job.chunk;
   const Geometry& g = chunk.g;
   const int64_t C = g.in_channels;
-  const int64_t group_channels = C / g.offset_groups;
+  const int64_t og_channels = C / g.offset_groups;
+  const int64_t w_channels = C / g.groups;
   const int64_t taps = g.kernel_h * g.kernel_w;
-  const int64_t col_row = g.out_w * g.kernel_w * C;  // elements in one row of columns
   const int64_t H = g.height;
   const int64_t W = g.width;
   const int64_t* os = chunk.offset_stride;
@@ -321,7 +347,7 @@ C10_ALWAYS_INLINE void sample_pixels(const SampleJob<T>& job, int64_t begin, int
     const int64_t i = chunk.row0 + r;
     const int64_t image = chunk.image0 + n;
     const T* in = job.input + image * H * W * C;
-    T* pixel = job.columns + (n * chunk.rows + r) * g.kernel_h * col_row + j * g.kernel_w * C;
+    T* pixel = job.columns + n * chunk.image + r * chunk.row + j * chunk.column;
     const T* off = job.offset + image * os[0] + i * os[2] + j * os[3];
     const T* msk = job.mask == nullptr ? nullptr : job.mask + image * ms[0] + i * ms[2] + j * ms[3];
     for (int64_t og = 0; og < g.offset_groups; ++og) {
@@ -347,17 +373,24 @@ C10_ALWAYS_INLINE void sample_pixels(const SampleJob<T>& job, int64_t begin, int
           const bool bottom = inside && y0 + 1 < H;
           const bool left = inside && x0 >= 0;
           const bool right = inside && x0 + 1 < W;
-          const int64_t at = (y0 * W + x0) * C + og * group_channels;  // top-left, valid when top && left
-          const T* tl = top && left ? in + at : job.zeros;
-          const T* tr = top && right ? in + at + C : job.zeros;
-          const T* bl = bottom && left ? in + at + W * C : job.zeros;
-          const T* br = bottom && right ? in + at + W * C + C : job.zeros;
-          T* dst = pixel + ky * col_row + kx * C + og * group_channels;
+          const int64_t at = (y0 * W + x0) * C;  // top-left corner, valid when top && left
           const A wa = hy * hx * m, wb = hy * lx * m, wc = ly * hx * m, wd = ly * lx * m;
-          if (job.blend != nullptr) {
-            job.blend(dst, tl, tr, bl, br, wa, wb, wc, wd, group_channels);
-          } else {
-            blend<T, kFma>(dst, tl, tr, bl, br, wa, wb, wc, wd, group_channels);
+          T* tap = pixel + ky * chunk.tap_y + kx * chunk.tap_x;
+          // This offset group's channels, in runs that end where a weight group ends.
+          for (int64_t c0 = og * og_channels, c_end = c0 + og_channels; c0 < c_end;) {
+            const int64_t wg = c0 / w_channels;
+            const int64_t c1 = std::min(c_end, (wg + 1) * w_channels);
+            T* dst = tap + wg * chunk.group + (c0 - wg * w_channels);
+            const T* tl = top && left ? in + at + c0 : job.zeros;
+            const T* tr = top && right ? in + at + C + c0 : job.zeros;
+            const T* bl = bottom && left ? in + at + W * C + c0 : job.zeros;
+            const T* br = bottom && right ? in + at + W * C + C + c0 : job.zeros;
+            if (job.blend != nullptr) {
+              job.blend(dst, tl, tr, bl, br, wa, wb, wc, wd, c1 - c0);
+            } else {
+              blend<T, kFma>(dst, tl, tr, bl, br, wa, wb, wc, wd, c1 - c0);
+            }
+            c0 = c1;
           }
         }
       }
@@ -408,12 +441,10 @@ void sample_cpu(
     const at::Tensor& input,
     const at::Tensor& offset,
     const at::Tensor& mask,
-    const Geometry& g,
-    int64_t image0,
-    int64_t row0,
-    at::Tensor& columns) {
+    at::Tensor& columns,
+    const ChunkJob& chunk) {
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, input.scalar_type(), "yolactpp::deform_conv2d", [&] {
-    const std::vector<scalar_t> zeros(static_cast<size_t>(g.in_channels), scalar_t(0));
+    const std::vector<scalar_t> zeros(static_cast<size_t>(chunk.g.in_channels), scalar_t(0));
     SampleJob<scalar_t> job{};
     job.input = input.const_data_ptr<scalar_t>();
     job.offset = offset.const_data_ptr<scalar_t>();
@@ -421,17 +452,9 @@ void sample_cpu(
     job.columns = columns.mutable_data_ptr<scalar_t>();
     job.zeros = zeros.data();
     job.blend = pick_blend<scalar_t>();
-    for (int d = 0; d < 4; ++d) {
-      job.chunk.offset_stride[d] = offset.stride(d);
-      job.chunk.mask_stride[d] = mask.defined() ? mask.stride(d) : 0;
-    }
-    job.chunk.image0 = image0;
-    job.chunk.row0 = row0;
-    job.chunk.rows = columns.size(2) / g.kernel_h;
-    job.chunk.total = columns.numel();
-    job.chunk.g = g;
+    job.chunk = chunk;
     const SampleFn<scalar_t> run = pick_sampler<scalar_t>();
-    const int64_t pixels = columns.size(0) * job.chunk.rows * g.out_w;
+    const int64_t pixels = chunk.images * chunk.rows * chunk.g.out_w;
     at::parallel_for(0, pixels, 16, [&](int64_t begin, int64_t end) { run(job, begin, end); });
   });
 }
@@ -449,7 +472,16 @@ at::Tensor deform_conv2d_cpu(
     at::IntArrayRef dilation,
     const std::optional<at::Tensor>& mask) {
   TORCH_CHECK(input.device().is_cpu(), "deform_conv2d: the CPU kernel got a tensor on ", input.device());
-  return forward(input, offset, weight, bias, stride, padding, dilation, mask, sample_cpu, kCpuBudgetBytes);
+  // Measured on the YOLACT++ layer shapes: for bfloat16/half, oneDNN's 1x1 convolution (a plain
+  // GEMM) beats the strided one unless permuting the weight costs more than that saves (a weight
+  // comparable to the columns, as in C5); for float32/float64 the strided convolution wins.
+  const Geometry g = check_inputs(input, offset, weight, bias, stride, padding, dilation, mask);
+  const bool reduced = input.scalar_type() == at::kBFloat16 || input.scalar_type() == at::kHalf;
+  const int64_t column_elements = g.batch * g.out_h * g.out_w * g.kernel_h * g.kernel_w * g.in_channels;
+  const bool small_weight = 4 * weight.numel() <= column_elements;
+  const bool taps = reduced && (small_weight || weight.is_contiguous(at::MemoryFormat::ChannelsLast));
+  return forward(input, offset, weight, bias, stride, padding, dilation, mask, sample_cpu, kCpuBudgetBytes,
+                 taps ? Layout::kTapsAsChannels : Layout::kBlocks);
 }
 
 }  // namespace

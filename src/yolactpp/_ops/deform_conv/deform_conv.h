@@ -1,10 +1,12 @@
 // Modulated deformable convolution (DCNv2), shared by the CPU and CUDA kernels.
 //
 // Both backends use the same plan: sample the input at the deformed tap positions into a
-// "columns" image of shape [N, C_in, H_out * kh, W_out * kw] (channels_last), where the kh x kw
-// block of output pixel (i, j) holds its mask-modulated bilinear samples; a plain convolution
-// of the columns with the DCN weight, stride (kh, kw), no padding, is then exactly the DCN
-// output. The convolution (oneDNN / cuDNN) does the GEMM; the backends only differ by sampler.
+// "columns" tensor (channels_last) of mask-modulated bilinear samples, then let a plain
+// convolution (oneDNN / cuDNN) do the GEMM; the backends only differ by sampler. Two layouts:
+// - kBlocks: [N, C_in, H_out * kh, W_out * kw], the kh x kw block of output pixel (i, j) holds
+//   its taps; the DCN output is the convolution with the DCN weight at stride (kh, kw).
+// - kTapsAsChannels: [N, kh * kw * C_in, H_out, W_out], channel (weight group, tap, channel);
+//   the DCN output is a 1x1 convolution with the weight permuted to that channel order.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -27,17 +29,16 @@ Geometry check_inputs(
     at::IntArrayRef dilation,
     const std::optional<at::Tensor>& mask);
 
-/// Fills `columns` ([n, C_in, rows * kh, W_out * kw], channels_last) with the samples of
-/// images [image0, image0 + n) and output rows [row0, row0 + rows). `input` is channels_last;
-/// `mask` may be undefined (all ones).
+enum class Layout { kBlocks, kTapsAsChannels };
+
+/// Fills the columns of one chunk (see ChunkJob for where each sample goes). `input` is
+/// channels_last; `mask` may be undefined (all ones).
 using Sampler = std::function<void(
     const at::Tensor& input,
     const at::Tensor& offset,
     const at::Tensor& mask,
-    const Geometry& geometry,
-    int64_t image0,
-    int64_t row0,
-    at::Tensor& columns)>;
+    at::Tensor& columns,
+    const ChunkJob& job)>;
 
 /// The whole forward: checks, samples in chunks of at most `budget_bytes` of columns, convolves.
 /// The result has the input's memory format (channels_last or contiguous).
@@ -51,6 +52,7 @@ at::Tensor forward(
     at::IntArrayRef dilation,
     const std::optional<at::Tensor>& mask,
     const Sampler& sampler,
-    int64_t budget_bytes);
+    int64_t budget_bytes,
+    Layout layout);
 
 }  // namespace yolactpp::deform_conv

@@ -27,8 +27,10 @@ __global__ void sample_kernel(const T* __restrict__ input, const T* __restrict__
   const Geometry& g = job.g;
   const int64_t C = g.in_channels;
   const int64_t group_channels = C / g.offset_groups;
+  const int64_t weight_channels = C / g.groups;
   const int64_t taps = g.kernel_h * g.kernel_w;
-  for (int64_t e = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; e < job.total;
+  const int64_t total = job.images * job.rows * g.out_w * taps * C;
+  for (int64_t e = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; e < total;
        e += static_cast<int64_t>(blockDim.x) * gridDim.x) {
     const int64_t c = e % C;
     int64_t t = e / C;
@@ -43,6 +45,7 @@ __global__ void sample_kernel(const T* __restrict__ input, const T* __restrict__
     const int64_t i = job.row0 + r;
     const int64_t image = job.image0 + n;
     const int64_t k = (c / group_channels) * taps + ky * g.kernel_w + kx;
+    const int64_t wg = c / weight_channels;
 
     const int64_t pixel = image * job.offset_stride[0] + i * job.offset_stride[2] + j * job.offset_stride[3];
     const A dy = static_cast<A>(offset[pixel + 2 * k * job.offset_stride[1]]);
@@ -68,8 +71,8 @@ __global__ void sample_kernel(const T* __restrict__ input, const T* __restrict__
       value = m * ((A(1) - ly) * (A(1) - lx) * corner(y0, x0) + (A(1) - ly) * lx * corner(y0, x0 + 1) +
                    ly * (A(1) - lx) * corner(y0 + 1, x0) + ly * lx * corner(y0 + 1, x0 + 1));
     }
-    const int64_t row = (n * job.rows + r) * g.kernel_h + ky;
-    columns[(row * g.out_w * g.kernel_w + j * g.kernel_w + kx) * C + c] = static_cast<T>(value);
+    columns[n * job.image + r * job.row + j * job.column + ky * job.tap_y + kx * job.tap_x + wg * job.group +
+            (c - wg * weight_channels)] = static_cast<T>(value);
   }
 }
 
@@ -78,11 +81,12 @@ __global__ void sample_kernel(const T* __restrict__ input, const T* __restrict__
 template <typename T>
 cudaError_t launch_sample(const T* input, const T* offset, const T* mask, T* columns, const ChunkJob& job,
                           cudaStream_t stream) {
-  if (job.total == 0) {
+  const int64_t total = job.images * job.rows * job.g.out_w * job.g.kernel_h * job.g.kernel_w * job.g.in_channels;
+  if (total == 0) {
     return cudaSuccess;
   }
   constexpr int threads = 256;
-  const int64_t wanted = (job.total + threads - 1) / threads;
+  const int64_t wanted = (total + threads - 1) / threads;
   const int blocks = static_cast<int>(std::min<int64_t>(wanted, int64_t{1} << 20));
   sample_kernel<T><<<blocks, threads, 0, stream>>>(input, offset, mask, columns, job);
   return cudaGetLastError();

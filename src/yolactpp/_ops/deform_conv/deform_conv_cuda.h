@@ -8,7 +8,7 @@
 
 namespace yolactpp::deform_conv {
 
-/// Fills the channels_last columns of one chunk (see deform_conv.h) on `stream`; T is float,
+/// Fills the columns of one chunk (see ChunkJob) on `stream`; T is float,
 /// double, c10::Half or c10::BFloat16. `mask` may be null (all ones).
 template <typename T>
 cudaError_t launch_sample(const T* input, const T* offset, const T* mask, T* columns, const ChunkJob& job,

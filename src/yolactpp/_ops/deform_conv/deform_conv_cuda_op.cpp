@@ -13,18 +13,8 @@
 namespace yolactpp::deform_conv {
 namespace {
 
-void sample_cuda(const at::Tensor& input, const at::Tensor& offset, const at::Tensor& mask, const Geometry& g,
-                 int64_t image0, int64_t row0, at::Tensor& columns) {
-  ChunkJob job{};
-  for (int d = 0; d < 4; ++d) {
-    job.offset_stride[d] = offset.stride(d);
-    job.mask_stride[d] = mask.defined() ? mask.stride(d) : 0;
-  }
-  job.image0 = image0;
-  job.row0 = row0;
-  job.rows = columns.size(2) / g.kernel_h;
-  job.total = columns.numel();
-  job.g = g;
+void sample_cuda(const at::Tensor& input, const at::Tensor& offset, const at::Tensor& mask, at::Tensor& columns,
+                 const ChunkJob& job) {
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, input.scalar_type(), "yolactpp::deform_conv2d_cuda", [&] {
     C10_CUDA_CHECK(launch_sample<scalar_t>(input.const_data_ptr<scalar_t>(), offset.const_data_ptr<scalar_t>(),
@@ -41,7 +31,8 @@ at::Tensor deform_conv2d_cuda(const at::Tensor& input, const at::Tensor& offset,
                               at::IntArrayRef dilation, const std::optional<at::Tensor>& mask) {
   TORCH_CHECK(input.is_cuda(), "deform_conv2d: the CUDA kernel got a tensor on ", input.device());
   const c10::cuda::CUDAGuard guard(input.device());
-  return forward(input, offset, weight, bias, stride, padding, dilation, mask, sample_cuda, kCudaBudgetBytes);
+  return forward(input, offset, weight, bias, stride, padding, dilation, mask, sample_cuda, kCudaBudgetBytes,
+                 Layout::kBlocks);
 }
 
 }  // namespace

@@ -15,12 +15,16 @@ struct Geometry {
   int64_t groups, offset_groups;
 };
 
-/// One chunk of columns to sample: images [image0, image0 + n), output rows [row0, row0 + rows);
-/// `total` = n * rows * kh * W_out * kw * C_in elements. Strides are in elements.
+/// One chunk of columns to sample: images [image0, image0 + n), output rows [row0, row0 + rows).
+/// Sample (image n of the chunk, row r, column j, tap ky/kx, input channel c in weight group
+/// wg = c / (C_in / groups)) goes to element
+///   n*image + r*row + j*column + ky*tap_y + kx*tap_x + wg*group + c % (C_in / groups)
+/// of the columns; offset and mask strides are in elements too.
 struct ChunkJob {
   int64_t offset_stride[4];
   int64_t mask_stride[4];
-  int64_t image0, row0, rows, total;
+  int64_t image0, row0, rows, images;
+  int64_t image, row, column, tap_y, tap_x, group;  // columns strides, as above
   Geometry g;
 };
 
