@@ -40,6 +40,10 @@ DCN_MODES = {
 }
 
 
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+clock = CLOCKS["wall"]
+
+
 def interleaved(fns: dict[str, Callable[[], object]], reps: int, warmup: int = 2) -> dict[str, float]:
     """Median milliseconds per function, timing them round-robin."""
     for _ in range(warmup):
@@ -48,9 +52,9 @@ def interleaved(fns: dict[str, Callable[[], object]], reps: int, warmup: int = 2
     times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(reps):
         for name, fn in fns.items():
-            start = time.perf_counter()
+            start = clock()
             fn()
-            times[name].append(time.perf_counter() - start)
+            times[name].append(clock() - start)
     return {name: 1e3 * statistics.median(ts) for name, ts in times.items()}
 
 
@@ -127,12 +131,20 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
     parser.add_argument("--only", choices=("dcn", "nms"), help="run one of the two tables")
     parser.add_argument("--modes", default="fp32,bf16-cl", help=f"DCN modes, comma-separated: {', '.join(DCN_MODES)}")
+    parser.add_argument(
+        "--clock",
+        choices=tuple(CLOCKS),
+        default="wall",
+        help="wall time, or process CPU time (meaningful with --threads 1 on a loaded machine)",
+    )
     args = parser.parse_args()
+    global clock
+    clock = CLOCKS[args.clock]
     torch.set_num_threads(args.threads)
     for info in ops.backend_info():
         print(f"# {info.op} on {info.device}: {info.backend} ({info.reason})")
     print(f"# torch {torch.__version__}, torchvision {torchvision.__version__}, {args.threads} threads, "
-          f"median of {args.reps} interleaved reps\n")
+          f"median {args.clock} time of {args.reps} interleaved reps\n")
     if args.only != "nms":
         bench_dcn(args.reps, args.modes.split(","))
     if args.only != "dcn":
