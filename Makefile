@@ -5,15 +5,26 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.yolactpp-installed
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test bench ops clean
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml $(wildcard setup.py)
+# The native ops (src/yolactpp/_ops) compile at install time against the installed torch;
+# ninja makes that parallel. A change to them or to setup.py re-runs the install.
+OPS_SOURCES := $(shell find src/yolactpp/_ops -type f 2>/dev/null)
+
+$(STAMP): pyproject.toml setup.py $(OPS_SOURCES)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install $(TORCH_SPEC)
+	$(PY) -m pip install $(TORCH_SPEC) ninja
 	$(PY) -m pip install --no-build-isolation -e ".[dev]"
 	touch $(STAMP)
+
+# Rebuild only the native ops in place (yolactpp/_C*.so), e.g. after editing a kernel.
+ops:
+	$(PY) setup.py build_ext --inplace
+
+bench: setup
+	$(PY) benchmarks/bench_ops.py
 
 demo: setup
 	$(PY) scripts/demo.py

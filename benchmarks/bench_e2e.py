@@ -70,6 +70,8 @@ def build_yolact(model: str, checkpoint: Path, dtype: str, channels_last: bool, 
 
 
 def build_maskrcnn(dtype: str, channels_last: bool) -> Callable[[Any], Any]:
+    """torchvision's Mask R-CNN v1, random weights, forced to 100 detections; bfloat16 through
+    CPU autocast (its NMS/RoIAlign kernels have no bfloat16 CPU version)."""
     import numpy as np
     import torch
     import torchvision
@@ -78,12 +80,12 @@ def build_maskrcnn(dtype: str, channels_last: bool) -> Callable[[Any], Any]:
     net = torchvision.models.detection.maskrcnn_resnet50_fpn(
         weights=None, weights_backbone=None, box_score_thresh=0.0, box_detections_per_img=100, min_size=550, max_size=550
     ).eval()
-    dt = getattr(torch, dtype)
-    net.to(dtype=dt, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    net.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    autocast = dtype == "bfloat16"
 
     def run(image: Any) -> Any:
-        x = torch.from_numpy(np.array(image)).permute(2, 0, 1).to(dt) / 255
-        with torch.inference_mode():
+        x = torch.from_numpy(np.array(image)).permute(2, 0, 1).float() / 255
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
             return net([x])[0]["masks"]
 
     return run

@@ -241,7 +241,7 @@ def test_bad_arguments_exit_2_with_one_line(tmp_path: Path, landscape_path: Path
     _one_line_error(capsys, ["predict", str(tmp_path / "missing.png"), "-m", ckpt], "no such file", "missing.png")
     _one_line_error(capsys, ["predict", str(tmp_path / "*.jpg"), "-m", ckpt], "no images or videos match")
     _one_line_error(capsys, ["predict", str(tmp_path), "-m", ckpt], "no images or videos in folder")
-    _one_line_error(capsys, ["predict", image, "-m", str(tmp_path / "yolact_resnet50_1_2.pth")], "not found")
+    _one_line_error(capsys, ["predict", image, "-m", str(tmp_path / "yolact_resnet50_1_2.pth")], "no file or directory", "yolact_resnet50_1_2.pth")
     _one_line_error(capsys, ["predict", image, "-m", ckpt, "--score-threshold", "2"], "--score-threshold", "between 0 and 1")
     _one_line_error(capsys, ["predict", image, "-m", ckpt, "--batch-size", "0"], "--batch-size", ">= 1")
     _one_line_error(capsys, ["predict", image], "-m/--model")

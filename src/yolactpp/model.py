@@ -68,6 +68,9 @@ class YolactPP(nn.Module):
         super().__init__()
         self.config = config
         self.network = YolactNetwork(config)
+        # channels_last is the fast layout for oneDNN/cuDNN convolutions and the native DCN;
+        # ``.to(memory_format=torch.contiguous_format)`` switches back.
+        self.to(memory_format=torch.channels_last)
         self.eval()
 
     # -- construction -------------------------------------------------------------------------

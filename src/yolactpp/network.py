@@ -92,7 +92,7 @@ class YolactNetwork(nn.Module):
         priors = self.priors([tuple(f.shape[-2:]) for f in features], out_dtype, x.device)
         return NetworkOutput(
             loc=torch.cat(locs, dim=1).to(out_dtype),
-            conf=torch.softmax(torch.cat(confs, dim=1).to(out_dtype), dim=-1),
+            conf=torch.softmax(torch.cat(confs, dim=1), dim=-1, dtype=out_dtype),
             coefficients=torch.cat(coefs, dim=1).to(out_dtype),
             priors=priors,
             proto=proto.to(out_dtype),

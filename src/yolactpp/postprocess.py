@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from yolactpp.heads.maskiou import MaskIoUNet
@@ -75,7 +76,12 @@ def upsample_masks(soft_masks: torch.Tensor, height: int, width: int, threshold:
     """
     n, in_h, in_w = soft_masks.shape
     device = soft_masks.device
-    out = torch.zeros((n, height, width), dtype=torch.bool, device=device)
+    if device.type == "cpu":
+        # numpy's zeros come from calloc: the kernel hands out zero pages lazily, so the (often
+        # large) parts outside every window cost nothing until read, unlike torch's memset.
+        out = torch.from_numpy(np.zeros((n, height, width), dtype=np.bool_))
+    else:
+        out = torch.zeros((n, height, width), dtype=torch.bool, device=device)
     if n == 0:
         return out
     y0, y1, wy0, wy1 = _source_index(in_h, height, soft_masks.dtype, device)

@@ -1,1 +1,57 @@
-"""Fake (meta) kernels for the native ops, registered only once the library is loaded."""
+"""Fake (meta) kernels for the native ops, registered only once the library is loaded.
+
+They give torch.compile / torch.export the output metadata without running a kernel. FastNMS's
+output length depends on the data, so its fake kernel returns an unbacked size.
+Imported by ``_loader`` right after ``torch.ops.load_library`` succeeded, never before: the
+``yolactpp::`` schemas must exist first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch._prims_common import suggest_memory_format
+
+__all__: list[str] = []
+
+
+@torch.library.register_fake("yolactpp::deform_conv2d")
+def _deform_conv2d_fake(
+    input: torch.Tensor,
+    offset: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    stride: Sequence[int],
+    padding: Sequence[int],
+    dilation: Sequence[int],
+    mask: torch.Tensor | None,
+) -> torch.Tensor:
+    """[N, C_out, H_out, W_out] in the input's memory format, like the real kernels."""
+    torch._check(input.dim() == 4 and weight.dim() == 4, lambda: "deform_conv2d: input and weight must be 4-D")
+    torch._check(offset.dim() == 4, lambda: "deform_conv2d: offset must be 4-D")
+    batch, _, height, width = input.shape
+    out_channels, _, kernel_h, kernel_w = weight.shape
+    out_h = (height + 2 * padding[0] - (dilation[0] * (kernel_h - 1) + 1)) // stride[0] + 1
+    out_w = (width + 2 * padding[1] - (dilation[1] * (kernel_w - 1) + 1)) // stride[1] + 1
+    torch._check(
+        offset.shape[2] == out_h and offset.shape[3] == out_w,
+        lambda: f"deform_conv2d: offset must be [N, *, {out_h}, {out_w}], got {list(offset.shape)}",
+    )
+    fmt = torch.channels_last if suggest_memory_format(input) == torch.channels_last else torch.contiguous_format
+    return input.new_empty((batch, out_channels, out_h, out_w)).contiguous(memory_format=fmt)
+
+
+@torch.library.register_fake("yolactpp::fast_nms")
+def _fast_nms_fake(
+    boxes: torch.Tensor,
+    scores: torch.Tensor,
+    iou_threshold: float,
+    top_k: int,
+    max_detections: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Three tensors of one data-dependent length n <= max_detections."""
+    torch._check(boxes.dim() == 2 and scores.dim() == 2, lambda: "fast_nms: boxes [K, 4] and scores [C, K] expected")
+    n = torch.library.get_ctx().new_dynamic_size(min=0, max=max_detections)
+    index = boxes.new_empty((n,), dtype=torch.int64)
+    return index, index.new_empty((n,)), scores.new_empty((n,))

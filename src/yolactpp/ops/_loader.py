@@ -79,7 +79,7 @@ def _load_native() -> None:
         _state["reason"] = f"the compiled extension {spec.origin} failed to load: {exc}"
         return
     _state["loaded"] = True
-    _state["reason"] = f"loaded {os.path.basename(spec.origin)}"
+    _state["reason"] = f"compiled kernels loaded from {spec.origin}"
     from yolactpp.ops import _fake  # noqa: F401  (registers fake kernels once the ops exist)
 
 
@@ -103,14 +103,22 @@ def _has_kernel(op: str, device: str) -> bool:
 
 
 def use_native(op: str, device: torch.device) -> bool:
-    """Whether an op call on ``device`` should go to the native kernel under the current backend."""
+    """Whether an op call on ``device`` should go to the native kernel under the current backend.
+
+    Under torch.compile the answer is taken once at trace time (a constant of the graph).
+    """
+    return _decide(op, device.type)
+
+
+@torch.compiler.assume_constant_result
+def _decide(op: str, device: str) -> bool:
     backend = get_backend()
     if backend == "fallback":
         return False
-    available = _has_kernel(op, device.type)
+    available = _has_kernel(op, device)
     if backend == "native" and not available:
         raise RuntimeError(
-            f"backend 'native' was requested but yolactpp::{op} has no {device.type} kernel: {_state['reason']}"
+            f"backend 'native' was requested but yolactpp::{op} has no {device} kernel: {_state['reason']}"
         )
     if not _state["logged"]:
         _state["logged"] = True
@@ -129,20 +137,29 @@ class BackendInfo:
 
 
 _FALLBACKS = {"deform_conv2d": "torchvision.ops.deform_conv2d", "fast_nms": "pure PyTorch FastNMS"}
+_NATIVE_NOTES = {
+    "deform_conv2d": "forward only: calls that need gradients run torchvision",
+    "fast_nms": "float32/float64: other dtypes run the pure PyTorch FastNMS",
+}
 
 
 def backend_info() -> list[BackendInfo]:
-    """Per op and device: the backend that runs under the current preference, and why."""
-    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    """Per op and device (cpu, cuda): the backend that runs under the current preference, and why.
+
+    Loads the compiled library if that was not tried yet; makes no CUDA call beyond asking
+    whether a device is visible.
+    """
     infos = []
     preference = get_backend()
     for op, fallback in _FALLBACKS.items():
-        for device in devices:
-            has = _has_kernel(op, device)
+        for device in ("cpu", "cuda"):
             if preference == "fallback":
                 infos.append(BackendInfo(op, device, "fallback", f"{fallback} (backend set to 'fallback')"))
-            elif has:
-                infos.append(BackendInfo(op, device, f"native-{device}", str(_state["reason"])))  # type: ignore[arg-type]
+            elif _has_kernel(op, device):
+                reason = f"{_state['reason']}; {_NATIVE_NOTES[op]}"
+                if device == "cuda" and not torch.cuda.is_available():
+                    reason += " (no CUDA device is visible now)"
+                infos.append(BackendInfo(op, device, f"native-{device}", reason))  # type: ignore[arg-type]
             else:
                 why = _state["reason"] if not native_available() else f"the extension was built without {device} kernels"
                 infos.append(BackendInfo(op, device, "fallback", f"{fallback}: {why}"))

@@ -8,6 +8,8 @@ from yolactpp.ops._loader import use_native
 
 __all__ = ["fast_nms", "fast_nms_reference", "pairwise_iou"]
 
+_NATIVE_DTYPES = (torch.float32, torch.float64)
+
 
 def pairwise_iou(boxes: torch.Tensor) -> torch.Tensor:
     """IoU of every pair within each class: boxes ``[C, K, 4]`` -> ``[C, K, K]``.
@@ -72,9 +74,16 @@ def fast_nms(
     top_k: int = 200,
     max_detections: int = 100,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """FastNMS (see :func:`fast_nms_reference`), on the native kernel when available."""
+    """FastNMS (see :func:`fast_nms_reference`), on the native kernel when available.
+
+    The native kernels take float32 and float64 (equal to the reference bit for bit); other
+    dtypes always run the reference.
+    """
     _check(boxes, scores, top_k, max_detections)
-    if use_native("fast_nms", boxes.device):
-        index, labels, kept = torch.ops.yolactpp.fast_nms(boxes, scores, float(iou_threshold), int(top_k), int(max_detections))
+    native_dtype = boxes.dtype in _NATIVE_DTYPES and scores.dtype == boxes.dtype
+    if native_dtype and use_native("fast_nms", boxes.device):
+        index, labels, kept = torch.ops.yolactpp.fast_nms(
+            boxes, scores, float(iou_threshold), int(top_k), int(max_detections)
+        )
         return index, labels, kept
     return fast_nms_reference(boxes, scores, iou_threshold, top_k, max_detections)

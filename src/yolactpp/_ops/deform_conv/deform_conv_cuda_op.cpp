@@ -1,0 +1,44 @@
+// DCNv2 forward on CUDA: dispatch to the sampling kernel (deform_conv_cuda.cu); the chunked
+// driver and the convolution (cuDNN) are shared with the CPU path (deform_conv.cpp).
+#include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
+#include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#include <torch/library.h>
+
+#include "deform_conv.h"
+#include "deform_conv_cuda.h"
+
+namespace yolactpp::deform_conv {
+namespace {
+
+void sample_cuda(const at::Tensor& input, const at::Tensor& offset, const at::Tensor& mask, at::Tensor& columns,
+                 const ChunkJob& job) {
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, input.scalar_type(), "yolactpp::deform_conv2d_cuda", [&] {
+    C10_CUDA_CHECK(launch_sample<scalar_t>(input.const_data_ptr<scalar_t>(), offset.const_data_ptr<scalar_t>(),
+                                           mask.defined() ? mask.const_data_ptr<scalar_t>() : nullptr,
+                                           columns.mutable_data_ptr<scalar_t>(), job, stream));
+  });
+}
+
+/// Columns for one chunk on the GPU stay within this many bytes.
+constexpr int64_t kCudaBudgetBytes = int64_t{256} << 20;
+
+at::Tensor deform_conv2d_cuda(const at::Tensor& input, const at::Tensor& offset, const at::Tensor& weight,
+                              const std::optional<at::Tensor>& bias, at::IntArrayRef stride, at::IntArrayRef padding,
+                              at::IntArrayRef dilation, const std::optional<at::Tensor>& mask) {
+  TORCH_CHECK(input.is_cuda(), "deform_conv2d: the CUDA kernel got a tensor on ", input.device());
+  const c10::cuda::CUDAGuard guard(input.device());
+  return forward(input, offset, weight, bias, stride, padding, dilation, mask, sample_cuda, kCudaBudgetBytes,
+                 Layout::kBlocks);
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(yolactpp, CUDA, m) {
+  m.impl("deform_conv2d", &deform_conv2d_cuda);
+}
+
+}  // namespace yolactpp::deform_conv

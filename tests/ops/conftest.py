@@ -1,0 +1,23 @@
+"""Fixtures for the native-op tests: the compiled library must be present (no silent skips)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from yolactpp.ops import _loader
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def native_ops() -> None:
+    """Fail (not skip) when yolactpp._C is missing: these tests exist to check it."""
+    assert _loader.native_available(), f"the native ops did not load: {_loader._state['reason']}"
+
+
+@pytest.fixture(autouse=True)
+def auto_backend():
+    """Each test starts from the default 'auto' backend."""
+    with _loader.use_backend("auto"):
+        yield
