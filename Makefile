@@ -25,6 +25,7 @@ ops:
 
 bench: setup
 	$(PY) benchmarks/bench_ops.py
+	$(PY) benchmarks/bench_e2e.py --all-models
 
 demo: setup
 	$(PY) scripts/demo.py

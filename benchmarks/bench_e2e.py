@@ -92,16 +92,21 @@ def build_maskrcnn(dtype: str, channels_last: bool) -> Callable[[Any], Any]:
 
 
 def time_runs(fns: dict[str, Callable[[Any], Any]], image: Any, reps: int, warmup: int) -> dict[str, list[float]]:
-    """Interleaved timing (one rep of each row per round) so machine noise hits all rows alike."""
-    for fn in fns.values():
-        for _ in range(warmup):
-            fn(image)
+    """Each row warmed up then timed back to back, in two passes (forward, then reverse order) so
+    slow drifts of a shared machine hit all rows alike. Rows are not interleaved call by call:
+    that evicts oneDNN's cached kernels between calls and times their re-creation instead."""
+    names = list(fns)
     times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(reps):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn(image)
-            times[name].append((time.perf_counter() - start) * 1000)
+    first = max(1, reps // 2)
+    for order, count in ((names, first), (names[::-1], reps - first)):
+        for name in order:
+            fn = fns[name]
+            for _ in range(warmup):
+                fn(image)
+            for _ in range(count):
+                start = time.perf_counter()
+                fn(image)
+                times[name].append((time.perf_counter() - start) * 1000)
     return times
 
 
@@ -112,15 +117,17 @@ def _make(spec: dict[str, Any]) -> Callable[[Any], Any]:
 
 
 def peak_rss_mb(spec: dict[str, Any], image_path: str, threads: int) -> float:
-    """Peak resident memory of a fresh process that loads the row's model and predicts twice."""
+    """Peak resident memory (VmHWM) of a fresh process that loads the row's model and predicts
+    twice. (ru_maxrss would inherit this parent's size through fork.)"""
     code = (
-        "import json, resource, sys, torch; torch.set_num_threads(%d);"
+        "import json, sys, torch; torch.set_num_threads(%d);"
         "sys.path.insert(0, %r); from benchmarks.bench_e2e import _make, _load_image, _with_backend;"
-        "spec = json.loads(%r); fn = _with_backend(_make(spec), spec.get('ops', 'auto')); img = _load_image(%r); fn(img); fn(img);"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
+        "spec = json.loads(%r); fn = _with_backend(_make(spec), spec.get('ops', 'auto'));"
+        "img = _load_image(%r); fn(img); fn(img);"
+        "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0])"
     ) % (threads, str(REPO), json.dumps(spec), image_path)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return float(out.stdout.strip().splitlines()[-1])
+    return float(out.stdout.strip().splitlines()[-1]) / 1024
 
 
 def _load_image(path: str) -> Any:
@@ -151,6 +158,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-maskrcnn", action="store_true")
     parser.add_argument("--no-ladder", action="store_true")
     parser.add_argument("--no-memory", action="store_true")
+    parser.add_argument("--all-models", action="store_true", help="also time the three yolactpp rows for all six models")
+    parser.add_argument("--compile", action="store_true", help="add a torch.compile (inductor, freezing) step to the ladder")
     args = parser.parse_args(argv)
 
     import torch
@@ -193,6 +202,17 @@ def main(argv: list[str] | None = None) -> None:
 
     if not args.no_ladder:
         ladder = {name: _with_backend(_make(_yolact_spec(args.model, checkpoint, cfg)), cfg[3]) for name, cfg in LADDER}
+        if args.compile:
+            import torch
+
+            from yolactpp import YolactPP
+
+            net = YolactPP.from_pretrained(checkpoint, config=args.model).to(torch.bfloat16)
+            run = compiled(net)
+            start = time.perf_counter()
+            run(image)
+            print(f"# torch.compile: first call (compilation) {time.perf_counter() - start:.0f} s")
+            ladder["+ torch.compile (inductor, freezing)"] = run
         lt = time_runs(ladder, image, max(3, args.reps // 2), 1)
         lm = {n: statistics.median(t) for n, t in lt.items()}
         base = lm[LADDER[0][0]]
@@ -203,6 +223,41 @@ def main(argv: list[str] | None = None) -> None:
             prev = m
         print()
         print(_table(rows, ["step (cumulative)", "median ms", "gain of this step", "speed-up vs baseline"]))
+
+    if args.all_models:
+        print()
+        print(all_models_table(image, max(3, args.reps // 2), 1))
+
+
+def all_models_table(image: Any, reps: int, warmup: int) -> str:
+    """bf16 fast / fp32 fast / fp32 straightforward medians for every released model."""
+    from yolactpp import list_models
+
+    rows = []
+    for model in [m for m in list_models() if m.startswith("yolact_")]:
+        checkpoint = _checkpoint(model, None)
+        fns = {name: _with_backend(_make(_yolact_spec(model, checkpoint, cfg)), cfg[3]) for name, cfg in YOLACT_ROWS.items()}
+        med = {n: statistics.median(t) for n, t in time_runs(fns, image, reps, warmup).items()}
+        bf16, fp32, base = (med[n] for n in YOLACT_ROWS)
+        rows.append([model, f"{bf16:.0f}", f"{fp32:.0f}", f"{base:.0f}", f"{base / bf16:.2f}x", f"{base / fp32:.2f}x"])
+    return _table(rows, ["model", "bf16 fast ms", "fp32 fast ms", "fp32 straightforward ms", "straightforward / bf16", "straightforward / fp32"])
+
+
+def compiled(net: Any) -> Callable[[Any], Any]:
+    """The row's network under torch.compile (inductor with freezing; BatchNorm left to it)."""
+    import torch
+    import torch._inductor.config as inductor_config
+
+    from yolactpp.backbone.fold import set_batchnorm_folding
+
+    inductor_config.freezing = True
+    set_batchnorm_folding(net, False)
+    net.network = torch.compile(net.network)
+
+    def run(image: Any) -> Any:
+        return net.predict(image).masks
+
+    return run
 
 
 def _with_backend(fn: Callable[[Any], Any], backend: str) -> Callable[[Any], Any]:
