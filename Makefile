@@ -25,7 +25,8 @@ ops:
 
 bench: setup
 	$(PY) benchmarks/bench_ops.py
-	$(PY) benchmarks/bench_e2e.py --all-models
+	$(PY) benchmarks/bench_e2e.py --reps 10 --compile --all-models
+	$(PY) benchmarks/bench_ceiling.py --models yolact_plus_resnet50,yolact_plus_base,yolact_resnet50,yolact_base,yolact_darknet53,yolact_im700
 
 demo: setup
 	$(PY) scripts/demo.py

@@ -25,7 +25,9 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks._common import REPO, checkpoint_for, markdown_table  # noqa: E402
+
 DEFAULT_IMAGE = REPO / "tests/data/oracle/images/landscape_1280x720.png"
 
 # name -> (dtype, channels_last, fold_batchnorm, ops backend)
@@ -41,15 +43,6 @@ LADDER: list[tuple[str, tuple[str, bool, bool, str]]] = [
     ("+ native DCN / FastNMS", ("float32", True, True, "auto")),
     ("+ bfloat16", ("bfloat16", True, True, "auto")),
 ]
-
-
-def _checkpoint(model: str, path: str | None) -> Path:
-    if path:
-        return Path(path)
-    sys.path.insert(0, str(REPO))
-    from tests.oracle.checkpoints import write_checkpoint
-
-    return write_checkpoint(model, Path("/tmp/yolactpp-bench-weights"))
 
 
 def build_yolact(model: str, checkpoint: Path, dtype: str, channels_last: bool, fold: bool) -> Callable[[Any], Any]:
@@ -141,12 +134,6 @@ def _yolact_spec(model: str, checkpoint: Path, cfg: tuple[str, bool, bool, str])
     return {"kind": "yolact", "model": model, "checkpoint": str(checkpoint), "dtype": dtype, "channels_last": cl, "fold": fold, "ops": ops}
 
 
-def _table(rows: list[list[str]], header: list[str]) -> str:
-    widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
-    line = lambda r: "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |"  # noqa: E731
-    return "\n".join([line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|"] + [line(r) for r in rows])
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="yolact_plus_resnet50")
@@ -168,7 +155,7 @@ def main(argv: list[str] | None = None) -> None:
 
     torch.set_num_threads(args.threads)
     image = _load_image(args.image)
-    checkpoint = _checkpoint(args.model, args.checkpoint)
+    checkpoint = checkpoint_for(args.model, args.checkpoint)
     print(f"# {args.model}, image {Path(args.image).name} {image.size[0]}x{image.size[1]}, "
           f"{args.threads} threads, median of {args.reps} after {args.warmup} warm-up; torch {torch.__version__}")
     print("# ops: " + "; ".join(f"{i.op}/{i.device}: {i.backend}" for i in yolactpp.ops.backend_info()))
@@ -198,7 +185,7 @@ def main(argv: list[str] | None = None) -> None:
         p90 = sorted(times[name])[int(0.9 * (len(times[name]) - 1))]
         rss = "-" if args.no_memory else f"{peak_rss_mb(specs[name], args.image, args.threads):.0f}"
         rows.append([name, f"{m:.0f}", f"{p90:.0f}", f"{m / ref:.2f}x", rss])
-    print(_table(rows, ["configuration", "median ms", "p90 ms", "time / bf16 fast", "peak RSS MB"]))
+    print(markdown_table(rows, ["configuration", "median ms", "p90 ms", "time / bf16 fast", "peak RSS MB"]))
 
     if not args.no_ladder:
         ladder = {name: _with_backend(_make(_yolact_spec(args.model, checkpoint, cfg)), cfg[3]) for name, cfg in LADDER}
@@ -222,7 +209,7 @@ def main(argv: list[str] | None = None) -> None:
             rows.append([name, f"{m:.0f}", f"{prev / m:.2f}x", f"{base / m:.2f}x"])
             prev = m
         print()
-        print(_table(rows, ["step (cumulative)", "median ms", "gain of this step", "speed-up vs baseline"]))
+        print(markdown_table(rows, ["step (cumulative)", "median ms", "gain of this step", "speed-up vs baseline"]))
 
     if args.all_models:
         print()
@@ -235,12 +222,12 @@ def all_models_table(image: Any, reps: int, warmup: int) -> str:
 
     rows = []
     for model in [m for m in list_models() if m.startswith("yolact_")]:
-        checkpoint = _checkpoint(model, None)
+        checkpoint = checkpoint_for(model, None)
         fns = {name: _with_backend(_make(_yolact_spec(model, checkpoint, cfg)), cfg[3]) for name, cfg in YOLACT_ROWS.items()}
         med = {n: statistics.median(t) for n, t in time_runs(fns, image, reps, warmup).items()}
         bf16, fp32, base = (med[n] for n in YOLACT_ROWS)
         rows.append([model, f"{bf16:.0f}", f"{fp32:.0f}", f"{base:.0f}", f"{base / bf16:.2f}x", f"{base / fp32:.2f}x"])
-    return _table(rows, ["model", "bf16 fast ms", "fp32 fast ms", "fp32 straightforward ms", "straightforward / bf16", "straightforward / fp32"])
+    return markdown_table(rows, ["model", "bf16 fast ms", "fp32 fast ms", "fp32 straightforward ms", "straightforward / bf16", "straightforward / fp32"])
 
 
 def compiled(net: Any) -> Callable[[Any], Any]:

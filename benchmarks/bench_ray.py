@@ -27,17 +27,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks._common import REPO, checkpoint_for, markdown_table  # noqa: E402
+
 IMAGES = [REPO / "tests/data/oracle/images/square_550x550.png", REPO / "tests/data/oracle/images/landscape_1280x720.png"]
-
-
-def _checkpoint(model: str, path: str | None) -> Path:
-    if path:
-        return Path(path)
-    sys.path.insert(0, str(REPO))
-    from tests.oracle.checkpoints import write_checkpoint
-
-    return write_checkpoint(model, Path(tempfile.gettempdir()) / "yolactpp-bench-weights")
 
 
 def make_images(folder: Path, count: int) -> list[Path]:
@@ -106,12 +99,6 @@ def run_ray(checkpoint: Path, folder: Path, actors: int, actor_threads: int, bat
         ray.shutdown()
 
 
-def _table(rows: list[list[str]], header: list[str]) -> str:
-    widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
-    line = lambda r: "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |"  # noqa: E731
-    return "\n".join([line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|"] + [line(r) for r in rows])
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="yolact_resnet50", help="config of the synthetic weights (default: %(default)s)")
@@ -127,7 +114,7 @@ def main(argv: list[str] | None = None) -> None:
 
     import torch
 
-    checkpoint = _checkpoint(args.model, args.checkpoint)
+    checkpoint = checkpoint_for(args.model, args.checkpoint)
     options = {"score_threshold": args.score_threshold}
     with tempfile.TemporaryDirectory() as tmp:
         paths = make_images(Path(tmp) / "images", args.images)
@@ -153,7 +140,7 @@ def main(argv: list[str] | None = None) -> None:
         ["Ray Data", f"{args.actors} actors x {args.actor_threads} thread(s)", f"{med(remote, 'setup'):.1f} (ray.init)",
          f"{med(remote, 'wall'):.1f}", f"{args.images / med(remote, 'wall'):.2f}", f"{statistics.median(ratios):.2f}x"],
     ]  # fmt: skip
-    print(_table(rows, ["engine", "workers", "setup s", "wall s", "images/s", "wall / in-process"]))
+    print(markdown_table(rows, ["engine", "workers", "setup s", "wall s", "images/s", "wall / in-process"]))
     print("# wall: the whole job; Ray's includes starting the actors and loading the model in each. "
           "wall / in-process: median over rounds of the per-round ratio; the ratios, sorted: "
           + ", ".join(f"{r:.2f}x" for r in ratios))  # fmt: skip
