@@ -1,4 +1,4 @@
-"""Mask assembly: crop, windowed upsampling (equal to full bilinear upsampling), pixel boxes."""
+"""Mask assembly: crop, windowed / whole upsampling (equal to full bilinear upsampling), pixel boxes."""
 
 from __future__ import annotations
 
@@ -32,6 +32,21 @@ def test_windowed_upsampling_float32_agrees() -> None:
     ours = upsample_masks(soft, 720, 1280)
     assert (ours != full).sum() <= 10  # last-bit differences at the 0.5 boundary only
     assert upsample_masks(soft[:0], 720, 1280).shape == (0, 720, 1280)
+
+
+def test_masks_covering_much_of_the_image_equal_interpolate_bit_for_bit() -> None:
+    """Large masks take F.interpolate itself, so even float32 is exact for them; small ones in
+    the same batch keep the windowed path."""
+    g = torch.Generator().manual_seed(2)
+    soft = torch.rand(24, 138, 138, generator=g)
+    small = _random_cropped(4, torch.float32, seed=3) * 0
+    small[:, 60:70, 50:64] = torch.rand(4, 10, 14, generator=g)
+    soft[20:] = small
+    full = F.interpolate(soft[None], size=(1000, 1000), mode="bilinear", align_corners=False)[0] > 0.5
+    ours = upsample_masks(soft, 1000, 1000)
+    assert torch.equal(ours[:20], full[:20])
+    assert (ours[20:] != full[20:]).sum() <= 2 and ours[20:].any()
+    assert not ours[20:, :400].any() and not ours[20:, 520:].any()  # zero outside the small windows
 
 
 def test_crop_keeps_box_plus_one_pixel_padding() -> None:

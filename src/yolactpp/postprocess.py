@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from yolactpp.heads.maskiou import MaskIoUNet
 
@@ -56,6 +57,11 @@ def mask_iou_scores(maskiou_net: MaskIoUNet, soft_masks: torch.Tensor, labels: t
     return per_class.gather(1, labels.unsqueeze(1)).squeeze(1)
 
 
+# Masks whose window exceeds 1/_WHOLE_IMAGE_FRACTION of the image are upsampled whole by
+# F.interpolate (measured on CPU: ~8x faster per pixel than the windowed gathers).
+_WHOLE_IMAGE_FRACTION = 8
+
+
 def _source_index(in_size: int, out_size: int, dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, ...]:
     # Bilinear source taps per output index, computed as torch's upsample kernel does
     # (align_corners=False): src = max(0, (dst + 0.5) * in / out - 0.5).
@@ -70,20 +76,15 @@ def _source_index(in_size: int, out_size: int, dtype: torch.dtype, device: torch
 def upsample_masks(soft_masks: torch.Tensor, height: int, width: int, threshold: float = 0.5) -> torch.Tensor:
     """Bilinear (align_corners=False) upsampling to the image size, then ``> threshold``: bool [N, H, W].
 
-    Only the window of output pixels whose bilinear taps touch a nonzero mask pixel is computed:
-    cropped masks are zero outside their box, so everything else is zero after upsampling too.
-    The arithmetic follows torch's bilinear kernel (horizontal, then vertical blend).
+    Cropped masks are zero outside their box, so only the window of output pixels whose bilinear
+    taps touch a nonzero mask pixel can be set. Small windows are computed alone, with torch's
+    bilinear arithmetic (horizontal, then vertical blend); masks whose window covers much of the
+    image go through ``F.interpolate`` itself, which is several times faster per pixel.
     """
     n, in_h, in_w = soft_masks.shape
     device = soft_masks.device
-    if device.type == "cpu":
-        # numpy's zeros come from calloc: the kernel hands out zero pages lazily, so the (often
-        # large) parts outside every window cost nothing until read, unlike torch's memset.
-        out = torch.from_numpy(np.zeros((n, height, width), dtype=np.bool_))
-    else:
-        out = torch.zeros((n, height, width), dtype=torch.bool, device=device)
     if n == 0:
-        return out
+        return torch.zeros((0, height, width), dtype=torch.bool, device=device)
     y0, y1, wy0, wy1 = _source_index(in_h, height, soft_masks.dtype, device)
     x0, x1, wx0, wx1 = _source_index(in_w, width, soft_masks.dtype, device)
     nonzero = soft_masks != 0
@@ -97,8 +98,23 @@ def upsample_masks(soft_masks: torch.Tensor, height: int, width: int, threshold:
     bottom = torch.searchsorted(y0, rows_last, right=True).tolist()
     left = torch.searchsorted(x1, cols_first, right=False).tolist()
     right = torch.searchsorted(x0, cols_last, right=True).tolist()
+    windows = [(bottom[i] - top[i]) * (right[i] - left[i]) if rows_first[i] < in_h else 0 for i in range(n)]
+    large = [i for i in range(n) if windows[i] * _WHOLE_IMAGE_FRACTION > height * width]
+    is_large = set(large)
+    if large or device.type != "cpu":
+        out = torch.empty((n, height, width), dtype=torch.bool, device=device)
+        for i in range(n):
+            if i not in is_large:
+                out[i].zero_()
+    else:
+        # numpy's zeros come from calloc: the kernel hands out zero pages lazily, so the parts
+        # outside every (small) window cost nothing until read, unlike torch's memset.
+        out = torch.from_numpy(np.zeros((n, height, width), dtype=np.bool_))
+    for i in large:  # one at a time: the float buffer stays in cache (1.7x faster than 9 at once)
+        up = F.interpolate(soft_masks[i][None, None], size=(height, width), mode="bilinear", align_corners=False)
+        torch.gt(up[0, 0], threshold, out=out[i])
     for i in range(n):
-        if rows_first[i] >= in_h or top[i] >= bottom[i] or left[i] >= right[i]:
+        if i in is_large or rows_first[i] >= in_h or top[i] >= bottom[i] or left[i] >= right[i]:
             continue
         ys, xs = slice(top[i], bottom[i]), slice(left[i], right[i])
         mask = soft_masks[i]
