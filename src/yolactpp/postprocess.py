@@ -98,14 +98,17 @@ def upsample_masks(soft_masks: torch.Tensor, height: int, width: int, threshold:
     bottom = torch.searchsorted(y0, rows_last, right=True).tolist()
     left = torch.searchsorted(x1, cols_first, right=False).tolist()
     right = torch.searchsorted(x0, cols_last, right=True).tolist()
-    windows = [(bottom[i] - top[i]) * (right[i] - left[i]) if rows_first[i] < in_h else 0 for i in range(n)]
-    large = [i for i in range(n) if windows[i] * _WHOLE_IMAGE_FRACTION > height * width]
-    is_large = set(large)
+    # Masks with no nonzero pixel get an empty window (rows_first = in_h puts top at height).
+    small: list[int] = []
+    large: list[int] = []
+    for i in range(n):
+        if top[i] < bottom[i] and left[i] < right[i]:
+            area = (bottom[i] - top[i]) * (right[i] - left[i])
+            (large if area * _WHOLE_IMAGE_FRACTION > height * width else small).append(i)
     if large or device.type != "cpu":
         out = torch.empty((n, height, width), dtype=torch.bool, device=device)
-        for i in range(n):
-            if i not in is_large:
-                out[i].zero_()
+        for i in sorted(set(range(n)) - set(large)):
+            out[i].zero_()
     else:
         # numpy's zeros come from calloc: the kernel hands out zero pages lazily, so the parts
         # outside every (small) window cost nothing until read, unlike torch's memset.
@@ -113,9 +116,7 @@ def upsample_masks(soft_masks: torch.Tensor, height: int, width: int, threshold:
     for i in large:  # one at a time: the float buffer stays in cache (1.7x faster than 9 at once)
         up = F.interpolate(soft_masks[i][None, None], size=(height, width), mode="bilinear", align_corners=False)
         torch.gt(up[0, 0], threshold, out=out[i])
-    for i in range(n):
-        if i in is_large or rows_first[i] >= in_h or top[i] >= bottom[i] or left[i] >= right[i]:
-            continue
+    for i in small:
         ys, xs = slice(top[i], bottom[i]), slice(left[i], right[i])
         mask = soft_masks[i]
         horizontal_low = mask[y0[ys]]
