@@ -29,6 +29,8 @@ _EXPORTS = {
     "list_backbones": "yolactpp.registry",
     "UnknownModelError": "yolactpp.registry",
     "CheckpointError": "yolactpp.checkpoint",
+    "YolactppError": "yolactpp.errors",
+    "YolactppWarning": "yolactpp.errors",
     "InvalidImageError": "yolactpp.preprocess",
     "COCO_CLASSES": "yolactpp.classes",
     "convert": "yolactpp.serialization",
@@ -40,6 +42,7 @@ if TYPE_CHECKING:
     from yolactpp.checkpoint import CheckpointError
     from yolactpp.classes import COCO_CLASSES
     from yolactpp.config import AnchorConfig, BackboneConfig, DetectConfig, ModelConfig, PreprocessConfig
+    from yolactpp.errors import YolactppError, YolactppWarning
     from yolactpp.model import YolactPP
     from yolactpp.preprocess import InvalidImageError
     from yolactpp.registry import (

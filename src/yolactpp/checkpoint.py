@@ -18,6 +18,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from yolactpp.errors import YolactppError
+
 __all__ = [
     "CheckpointError",
     "config_name_from_filename",
@@ -32,7 +34,7 @@ _FPN_DOWNSAMPLE = re.compile(r"^fpn\.downsample_layers\.(\d+)\.")
 _TRAINING_ONLY = ("semantic_seg_conv.",)
 
 
-class CheckpointError(ValueError):
+class CheckpointError(YolactppError, ValueError):
     """A weights file that cannot be read, or that does not fit the model it is loaded into."""
 
 

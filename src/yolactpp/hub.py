@@ -23,6 +23,7 @@ from pathlib import Path, PurePosixPath
 from yolactpp import __version__
 from yolactpp import manifest as _manifest
 from yolactpp.checkpoint import CheckpointError
+from yolactpp.errors import YolactppError, YolactppWarning
 from yolactpp.manifest import ManifestEntry, Metrics, ReleaseChecksum, parse_manifest
 from yolactpp.serialization import CONFIG_NAME, FORMAT_VERSION, WEIGHTS_NAME, sha256_file
 
@@ -52,7 +53,7 @@ CACHE_ENV = "YOLACTPP_CACHE"
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 
 
-class HubDownloadError(OSError):
+class HubDownloadError(YolactppError, OSError):
     """Weights could not be fetched: offline and not cached, hub unreachable, missing repo/file/revision."""
 
 
@@ -60,7 +61,7 @@ class ChecksumError(CheckpointError):
     """A downloaded file does not match the size or sha256 the manifest marks as authoritative."""
 
 
-class ChecksumWarning(UserWarning):
+class ChecksumWarning(YolactppWarning):
     """A downloaded file differs from a non-authoritative reference (e.g. the original 2019 release)."""
 
 

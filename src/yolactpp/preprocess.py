@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from yolactpp.config import PreprocessConfig
+from yolactpp.errors import YolactppError
 
 __all__ = ["ImageInput", "InvalidImageError", "MIN_IMAGE_SIDE", "decode_image", "load_image", "preprocess", "to_rgb_array"]
 
@@ -36,7 +37,7 @@ MIN_IMAGE_SIDE = 2
 ImageInput = Union[Image.Image, np.ndarray, torch.Tensor, str, os.PathLike]
 
 
-class InvalidImageError(ValueError):
+class InvalidImageError(YolactppError, ValueError):
     """An input image that cannot be interpreted unambiguously."""
 
 

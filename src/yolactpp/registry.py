@@ -19,6 +19,8 @@ import threading
 from importlib import import_module, metadata
 from typing import TYPE_CHECKING, Callable, TypeVar
 
+from yolactpp.errors import YolactppError
+
 if TYPE_CHECKING:
     from yolactpp.backbone.base import Backbone
     from yolactpp.config import BackboneConfig, ModelConfig
@@ -49,7 +51,7 @@ _lock = threading.RLock()
 _loaded_groups: set[str] = set()
 
 
-class UnknownModelError(KeyError):
+class UnknownModelError(YolactppError, KeyError):
     """Raised for a model or backbone name that no registry knows; suggests close names."""
 
     def __str__(self) -> str:  # KeyError would quote the message

@@ -14,6 +14,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from yolactpp.errors import YolactppError
+
 __all__ = ["VIDEO_SUFFIXES", "VideoError", "VideoInfo", "VideoWriter", "probe_video", "read_frames"]
 
 #: File suffixes treated as videos (lower case).
@@ -22,7 +24,7 @@ VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")
 _DEFAULT_FPS = Fraction(25)
 
 
-class VideoError(ValueError):
+class VideoError(YolactppError, ValueError):
     """A video file that cannot be read or written."""
 
 
