@@ -31,7 +31,10 @@ bench: setup
 demo: setup
 	$(PY) scripts/demo.py
 
+# Static checks first (ruff: lint rules in pyproject; mypy: src/, incremental cache in .mypy_cache), then the tests.
 test: setup
+	$(PY) -m ruff check src tests
+	$(PY) -m mypy
 	$(PY) -m pytest -q
 
 clean:

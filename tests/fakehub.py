@@ -110,7 +110,7 @@ class FakeHub:
         )
 
     # -- servers ----------------------------------------------------------------------------
-    def start(self) -> "FakeHub":
+    def start(self) -> FakeHub:
         hub_server = self._serve(_make_handler(self, "hub"))
         cdn_server = self._serve(_make_handler(self, "cdn"))
         self.url = f"http://127.0.0.1:{hub_server.server_address[1]}"

@@ -121,6 +121,6 @@ def test_code_running_pickle_is_refused(tmp_path) -> None:
     marker = tmp_path / "pwned"
     path = tmp_path / "yolact_resnet50_54_800000.pth"
     torch.save({"x": _RunsCode(str(marker))}, path)
-    with pytest.raises(CheckpointError, match="refusing to load.*system"):
+    with pytest.raises(CheckpointError, match=r"refusing to load.*system"):
         YolactPP.from_pretrained(path)
     assert not marker.exists()

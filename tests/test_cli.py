@@ -192,7 +192,7 @@ def test_eval_scores_own_predictions_perfectly_and_perturbed_ones_lower(
     exact = tmp_path / "exact.json"
     exact.write_text(json.dumps(gt))
     base = ["eval", "-m", str(v1_checkpoint), "--images", str(image_dir), "-q"]
-    assert main(base + ["--annotations", str(exact), "--save-results", str(tmp_path / "res.json")]) == 0
+    assert main([*base, "--annotations", str(exact), "--save-results", str(tmp_path / "res.json")]) == 0
     out = capsys.readouterr().out
     assert "yolact_resnet50 on 2 images" in out
     table = _ap_table(out)
@@ -209,7 +209,7 @@ def test_eval_scores_own_predictions_perfectly_and_perturbed_ones_lower(
         ann["bbox"] = [(ann["bbox"][0] + shift) % 550, *ann["bbox"][1:]]
     moved = tmp_path / "moved.json"
     moved.write_text(json.dumps(perturbed))
-    assert main(base + ["--annotations", str(moved), "--limit", "1"]) == 0
+    assert main([*base, "--annotations", str(moved), "--limit", "1"]) == 0
     out = capsys.readouterr().out
     assert "on 1 image " in out
     table = _ap_table(out)

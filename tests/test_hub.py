@@ -287,13 +287,13 @@ def test_own_format_repo_errors(hf, fake_hub, original, monkeypatch) -> None:
     fake_hub.commit("someone/raw-pth", {FILE: original})
     with pytest.raises(HubDownloadError, match="no model repository 'someone/missing'"):
         YolactPP.from_pretrained("someone/missing")
-    with pytest.raises(HubDownloadError, match="has no config.json, so it is not a yolactpp model repository"):
+    with pytest.raises(HubDownloadError, match=r"has no config.json, so it is not a yolactpp model repository"):
         YolactPP.from_pretrained("someone/raw-pth")
     with pytest.raises(HubDownloadError, match="has no revision 'nope'"):
         YolactPP.from_pretrained("someone/raw-pth", revision="nope")
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(
-        HubDownloadError, match="(?s)someone/raw-pth: config.json is not in the local cache.*/path/to/model_dir"
+        HubDownloadError, match=r"(?s)someone/raw-pth: config.json is not in the local cache.*/path/to/model_dir"
     ):
         YolactPP.from_pretrained("someone/raw-pth")
 

@@ -38,7 +38,7 @@ def test_grayscale_is_repeated_over_three_channels(rgb: np.ndarray) -> None:
 
 
 def test_alpha_and_palette_and_cmyk_are_converted(rgb: np.ndarray) -> None:
-    rgba = np.concatenate([rgb, np.full(rgb.shape[:2] + (1,), 7, np.uint8)], axis=2)
+    rgba = np.concatenate([rgb, np.full((*rgb.shape[:2], 1), 7, np.uint8)], axis=2)
     assert np.array_equal(to_rgb_array(Image.fromarray(rgba, "RGBA")), rgb)  # alpha dropped, not composited
     pal = Image.fromarray(rgb).quantize(16)
     assert np.array_equal(to_rgb_array(pal), np.asarray(pal.convert("RGB")))
@@ -86,7 +86,7 @@ def test_bad_images_raise_clear_errors(bad: object, message: str) -> None:
 def test_non_image_file_is_reported(tmp_path) -> None:
     path = tmp_path / "notes.png"
     path.write_text("not an image")
-    with pytest.raises(InvalidImageError, match="cannot read .* as an image"):
+    with pytest.raises(InvalidImageError, match=r"cannot read .* as an image"):
         to_rgb_array(path)
 
 
@@ -98,7 +98,7 @@ def test_predict_rejects_bad_input_before_running(model: YolactPP) -> None:
 
 
 def test_rgba_predicts_like_rgb(model: YolactPP, rgb: np.ndarray) -> None:
-    rgba = Image.fromarray(np.concatenate([rgb, np.zeros(rgb.shape[:2] + (1,), np.uint8)], axis=2), "RGBA")
+    rgba = Image.fromarray(np.concatenate([rgb, np.zeros((*rgb.shape[:2], 1), np.uint8)], axis=2), "RGBA")
     a, b = model.predict(rgba), model.predict(rgb)
     assert len(a) == len(b) > 0
     assert torch.equal(a.scores, b.scores) and torch.equal(a.masks, b.masks)

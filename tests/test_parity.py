@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from tests.oracle.checkpoints import CONFIGS, key_manifest, make_state_dict, tensor_bytes_sha256
-from tests.oracle.compare import IMAGES, check_float32, check_float64, check_fingerprint, golden, image_path
+from tests.oracle.compare import IMAGES, check_fingerprint, check_float32, check_float64, golden, image_path
 from yolactpp import YolactPP
 from yolactpp.detect import detect
 from yolactpp.postprocess import assemble_masks

@@ -26,8 +26,8 @@ if os.environ.get("CI"):
 else:
     ray = pytest.importorskip("ray", reason="Ray Data is not installed (pip install 'yolactpp[ray]')")
 
-from yolactpp.integrations.ray import RESULT_SCHEMA, Predictor, predict_dataset, read_image_files  # noqa: E402
-from yolactpp.predict_options import PredictOptions  # noqa: E402
+from yolactpp.integrations.ray import RESULT_SCHEMA, Predictor, predict_dataset, read_image_files
+from yolactpp.predict_options import PredictOptions
 
 OPTIONS: dict[str, Any] = {"score_threshold": 0.3, "max_detections": 25}
 CLI_OPTIONS = ["--score-threshold", "0.3", "--max-detections", "25"]
@@ -206,7 +206,7 @@ def test_predictor_reads_paths_arrays_and_ids_and_reports_bad_rows(v1_checkpoint
     assert missing["image_id"] == "b" and "/no/such/file.png" in missing["error"]
 
     rgb = np.asarray(Image.open(square_path).convert("RGB"))
-    rgba = np.concatenate([rgb, np.full(rgb.shape[:2] + (1,), 255, np.uint8)], axis=2)
+    rgba = np.concatenate([rgb, np.full((*rgb.shape[:2], 1), 255, np.uint8)], axis=2)
     images = np.empty(2, dtype=object)  # what read_images gives for images of different shapes
     images[0], images[1] = rgb, rgba
     ok, bad = predictor({"image": images}).to_pylist()
@@ -229,7 +229,7 @@ def test_cli_engine_ray_writes_one_parquet_row_per_image(
     files = ["sq_gray.png", "sq_rgba.png", "ls_palette.png", *BAD_FILES]
     sources = [str(images_dir / "ls_crop_*.png")] + [str(images_dir / name) for name in files]  # a glob and files
     argv = ["predict", "--engine", "ray", *sources, "-m", str(v1_checkpoint), "-o", str(out)]
-    assert main(argv + ["--concurrency", "2", "--batch-size", "2", *CLI_OPTIONS]) == 0
+    assert main([*argv, "--concurrency", "2", "--batch-size", "2", *CLI_OPTIONS]) == 0
     captured = capsys.readouterr()
     assert "7 images, 2 unreadable" in captured.out and str(out) in captured.out
     assert all(f"skipped: cannot read {images_dir.resolve() / name}" in captured.err for name in BAD_FILES)
@@ -250,7 +250,7 @@ def test_cli_engine_ray_reports_an_actor_error_in_one_line(
     ray_instance, images_dir: Path, v1_checkpoint: Path, tmp_path: Path, capsys
 ) -> None:
     argv = ["predict", "--engine", "ray", str(images_dir / "sq_half.png"), "-m", str(v1_checkpoint)]
-    assert main(argv + ["--classes", "unicorn", "-o", str(tmp_path / "results.parquet")]) == 2
+    assert main([*argv, "--classes", "unicorn", "-o", str(tmp_path / "results.parquet")]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "unknown class(es) 'unicorn'" in err
     assert list(tmp_path.iterdir()) == []  # no partial output left behind
@@ -280,7 +280,7 @@ def test_cli_engine_ray_starts_its_own_local_instance(images_dir: Path, v1_check
         (folder / name).write_bytes((images_dir / name).read_bytes())
     out = tmp_path / "results.parquet"
     cmd = [sys.executable, "-m", "yolactpp", "predict", "--engine", "ray", str(folder), "-m", str(v1_checkpoint)]
-    proc = subprocess.run(cmd + ["-o", str(out), *CLI_OPTIONS], capture_output=True, text=True, env=_env(), timeout=600)
+    proc = subprocess.run([*cmd, "-o", str(out), *CLI_OPTIONS], capture_output=True, text=True, env=_env(), timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "2 images, 1 unreadable" in proc.stdout
     import pyarrow.parquet as pq

@@ -86,7 +86,7 @@ def test_filter_by_class_and_score(landscape_det) -> None:
     assert len(high) == int((det.scores >= 0.7).sum()) and bool((high.scores >= 0.7).all())
     combined = det.filter(classes=["sink"], min_score=0.7)
     assert len(combined) == sum(1 for n, s in zip(names, det.scores.tolist()) if n == "sink" and s >= 0.7)
-    with pytest.raises(ValueError, match="did you mean 'frisbee'.*Valid classes.*person, bicycle"):
+    with pytest.raises(ValueError, match=r"did you mean 'frisbee'.*Valid classes.*person, bicycle"):
         det.filter(classes=["frisbe"])
     with pytest.raises(ValueError, match="id 80"):
         det.filter(classes=[80])
@@ -102,7 +102,7 @@ def test_predict_classes_selects_before_the_detection_cap(v1_model, landscape_pa
     assert len(chosen) == 100 > len(before) > 0
     found = {(label, tuple(box)) for label, box in zip(chosen.labels.tolist(), chosen.boxes.tolist())}
     assert all((label, tuple(box)) in found for label, box in zip(before.labels.tolist(), before.boxes.tolist()))
-    with pytest.raises(ValueError, match="unknown class.*'persn'.*did you mean 'person'"):
+    with pytest.raises(ValueError, match=r"unknown class.*'persn'.*did you mean 'person'"):
         v1_model.predict(landscape_path, classes=["persn"])
 
 

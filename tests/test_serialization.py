@@ -96,14 +96,14 @@ def _copy(src: Path, dst: Path) -> Path:
 def test_missing_config(five_dir: Path, tmp_path: Path) -> None:
     d = _copy(five_dir, tmp_path / "m")
     (d / CONFIG_NAME).unlink()
-    with pytest.raises(CheckpointError, match="config.json is missing"):
+    with pytest.raises(CheckpointError, match=r"config.json is missing"):
         YolactPP.from_pretrained(d)
 
 
 def test_missing_weights(five_dir: Path, tmp_path: Path) -> None:
     d = _copy(five_dir, tmp_path / "m")
     (d / WEIGHTS_NAME).unlink()
-    with pytest.raises(CheckpointError, match="no model.safetensors"):
+    with pytest.raises(CheckpointError, match=r"no model.safetensors"):
         YolactPP.from_pretrained(d)
 
 
@@ -135,7 +135,7 @@ def test_wrong_shapes(five_dir: Path, tmp_path: Path) -> None:
     meta = json.loads((d / CONFIG_NAME).read_text())
     meta["class_names"] = meta["class_names"][:3]
     (d / CONFIG_NAME).write_text(json.dumps(meta))
-    with pytest.raises(CheckpointError, match="(?s)shape mismatch.*predicts 5 classes but the config has 3"):
+    with pytest.raises(CheckpointError, match=r"(?s)shape mismatch.*predicts 5 classes but the config has 3"):
         YolactPP.from_pretrained(d)
 
 

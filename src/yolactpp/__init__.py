@@ -37,7 +37,7 @@ _EXPORTS = {
     "convert": "yolactpp.serialization",
 }
 
-__all__ = sorted(_EXPORTS) + ["__version__"]
+__all__ = [*sorted(_EXPORTS), "__version__"]
 
 if TYPE_CHECKING:
     from yolactpp.checkpoint import CheckpointError

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -83,7 +84,7 @@ def _synchronize(device: Any) -> None:
 
 
 def benchmark_predict(
-    model: "YolactPP",
+    model: YolactPP,
     image: Any = None,
     *,
     image_size: tuple[int, int] = (720, 1280),

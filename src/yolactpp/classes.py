@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 import operator
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 __all__ = ["COCO_CATEGORY_IDS", "COCO_CLASSES", "resolve_class_ids"]
 

@@ -16,8 +16,8 @@ pycocotools is imported on first use only.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Literal, Sequence, Union
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import numpy as np
 
@@ -38,7 +38,7 @@ __all__ = [
 ]
 
 #: Explicit category ids: one per class (a sequence) or a ``{class name: id}`` mapping.
-CategoryIds = Union[Sequence[int], Mapping[str, int]]
+CategoryIds: TypeAlias = Sequence[int] | Mapping[str, int]
 
 RecordKind = Literal["both", "bbox", "segm"]
 
@@ -109,7 +109,7 @@ def integer_xywh(boxes: np.ndarray) -> np.ndarray:
 
 
 def to_coco_results(
-    detections: "Detections",
+    detections: Detections,
     image_id: int | str,
     category_ids: CategoryIds | None = None,
     *,

@@ -8,8 +8,9 @@ detection thresholds and class names. Configs are frozen dataclasses; derive var
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from yolactpp.classes import COCO_CLASSES
 
@@ -112,7 +113,7 @@ class ModelConfig:
         return data
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "ModelConfig":
+    def from_dict(cls, data: Mapping[str, Any]) -> ModelConfig:
         """Inverse of :meth:`to_dict`; rejects unknown fields with a clear error."""
         data = dict(data)
         version = data.pop("format_version", CONFIG_FORMAT_VERSION)

@@ -11,9 +11,10 @@ import contextlib
 import io
 import json
 import os
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from yolactpp.model import YolactPP
@@ -83,7 +84,7 @@ def _summarize(gt: Any, records: list[dict[str, Any]], iou_type: str, image_ids:
 
 
 def evaluate_coco(
-    model: "YolactPP",
+    model: YolactPP,
     annotations: str | os.PathLike[str] | dict[str, Any],
     images: str | os.PathLike[str],
     *,

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import itertools
 import os
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence, overload
+from typing import Any, cast, overload
 
 import torch
 from torch import nn
+from typing_extensions import override
 
 from yolactpp.checkpoint import (
     CheckpointError,
@@ -74,7 +76,7 @@ class YolactPP(nn.Module):
         dtype: torch.dtype | None = None,
         revision: str | None = None,
         force_download: bool = False,
-    ) -> "YolactPP":
+    ) -> YolactPP:
         """Load a model from, in this order of precedence:
 
         - a local original ``<config>_<epoch>_<iteration>.pth`` file (config inferred from the name),
@@ -101,7 +103,7 @@ class YolactPP(nn.Module):
         return save_pretrained(self, directory)
 
     @classmethod
-    def from_original_checkpoint(cls, path: str | os.PathLike[str], config: ModelConfig | str | None = None) -> "YolactPP":
+    def from_original_checkpoint(cls, path: str | os.PathLike[str], config: ModelConfig | str | None = None) -> YolactPP:
         """Load one of the original ``<config>_<epoch>_<iteration>.pth`` files (or a compatible one)."""
         path = Path(path)
         cfg = _resolve_config(config, config_name_from_filename(path), str(path))
@@ -133,6 +135,7 @@ class YolactPP(nn.Module):
             return torch.channels_last
         return torch.contiguous_format
 
+    @override
     def forward(self, x: torch.Tensor) -> NetworkOutput:
         """Raw network outputs for a preprocessed batch ``[B, 3, S, S]``."""
         return self.network(x)
@@ -165,7 +168,8 @@ class YolactPP(nn.Module):
         if isinstance(images, Iterator):
             raise TypeError("predict takes one image or a list of images; use iter_predict for iterators and streams")
         single = not isinstance(images, (list, tuple))
-        batch = [images] if single else list(images)
+        # Only lists and tuples are batches (a str path is a Sequence too).
+        batch: list[ImageInput] = list(images) if isinstance(images, (list, tuple)) else [cast(ImageInput, images)]
         resolved = self._resolve_options(options, kwargs)
         if not batch:
             return []
@@ -243,6 +247,7 @@ class YolactPP(nn.Module):
             result = result[result.scores > score_threshold]
         return result
 
+    @override
     def extra_repr(self) -> str:
         return f"config={self.config.name!r}"
 

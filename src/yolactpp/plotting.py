@@ -8,7 +8,7 @@ with weight ``alpha`` over what is already painted).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont

@@ -19,7 +19,7 @@ import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, TypeAlias
 
 import numpy as np
 import torch
@@ -29,12 +29,12 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from yolactpp.config import PreprocessConfig
 from yolactpp.errors import YolactppError
 
-__all__ = ["ImageInput", "InvalidImageError", "MIN_IMAGE_SIDE", "decode_image", "load_image", "preprocess", "to_rgb_array"]
+__all__ = ["MIN_IMAGE_SIDE", "ImageInput", "InvalidImageError", "decode_image", "load_image", "preprocess", "to_rgb_array"]
 
 #: Images smaller than this on either side carry no usable content and are rejected.
 MIN_IMAGE_SIDE = 2
 
-ImageInput = Union[Image.Image, np.ndarray, torch.Tensor, str, os.PathLike]
+ImageInput: TypeAlias = Image.Image | np.ndarray | torch.Tensor | str | os.PathLike
 
 
 class InvalidImageError(YolactppError, ValueError):
@@ -183,4 +183,4 @@ def preprocess(
         x = (x - mean) / std
     else:
         x = x / 255
-    return PreparedBatch(x.contiguous(), [tuple(a.shape[:2]) for a in images])  # type: ignore[misc]
+    return PreparedBatch(x.contiguous(), [tuple(a.shape[:2]) for a in images])

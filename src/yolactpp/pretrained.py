@@ -37,8 +37,8 @@ def _as_config(config: ModelConfig | str | None) -> ModelConfig | None:
 
 
 def _load_zoo(
-    cls: type["YolactPP"], name: str, config: ModelConfig | None, revision: str | None, force: bool
-) -> "YolactPP":
+    cls: type[YolactPP], name: str, config: ModelConfig | None, revision: str | None, force: bool
+) -> YolactPP:
     import logging
     import shutil
 
@@ -56,13 +56,13 @@ def _load_zoo(
 
 
 def load_pretrained(
-    cls: type["YolactPP"],
+    cls: type[YolactPP],
     name_or_path: str | os.PathLike[str],
     config: ModelConfig | str | None = None,
     *,
     revision: str | None = None,
     force_download: bool = False,
-) -> "YolactPP":
+) -> YolactPP:
     """Dispatch ``name_or_path`` to the right loader (see the module docstring)."""
     from yolactpp import hub, manifest, serialization
 

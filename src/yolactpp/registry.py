@@ -16,8 +16,9 @@ import difflib
 import fnmatch
 import logging
 import threading
+from collections.abc import Callable
 from importlib import import_module, metadata
-from typing import TYPE_CHECKING, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from yolactpp.errors import YolactppError
 
@@ -45,8 +46,10 @@ F = TypeVar("F", bound=Callable[..., object])
 MODEL_ENTRY_POINT_GROUP = "yolactpp.models"
 BACKBONE_ENTRY_POINT_GROUP = "yolactpp.backbones"
 
-_MODELS: dict[str, ModelFactory] = {}
-_BACKBONES: dict[str, BackboneBuilder] = {}
+#: name -> factory tables; values are typed loosely since plugins fill them (results are checked on use).
+_Table = dict[str, Callable[..., Any]]
+_MODELS: _Table = {}
+_BACKBONES: _Table = {}
 _lock = threading.RLock()
 _loaded_groups: set[str] = set()
 
@@ -58,7 +61,7 @@ class UnknownModelError(YolactppError, KeyError):
         return str(self.args[0])
 
 
-def _register(table: dict[str, Callable[..., object]], kind: str, name: str, fn: Callable[..., object], overwrite: bool) -> None:
+def _register(table: _Table, kind: str, name: str, fn: Callable[..., object], overwrite: bool) -> None:
     with _lock:
         if name in table and table[name] is not fn and not overwrite:
             raise ValueError(f"{kind} {name!r} is already registered; pass overwrite=True to replace it")
@@ -97,11 +100,11 @@ def _load_builtins() -> None:
 _PLUGIN_NAMES: dict[tuple[str, str, str], set[tuple[str, str]]] = {}
 
 
-def _tables() -> dict[str, dict[str, Callable[..., object]]]:
+def _tables() -> dict[str, _Table]:
     return {"model": _MODELS, "backbone": _BACKBONES}
 
 
-def _load_entry_points(group: str, table: dict[str, Callable[..., object]], kind: str) -> None:
+def _load_entry_points(group: str, table: _Table, kind: str) -> None:
     tables = _tables()
     current = {(group, ep.name, ep.value): ep for ep in metadata.entry_points(group=group)}
     for key in [k for k in _PLUGIN_NAMES if k[0] == group and k not in current]:  # uninstalled since
@@ -163,7 +166,7 @@ def list_models(pattern: str = "*") -> list[str]:
     return sorted(n for n in _MODELS if fnmatch.fnmatch(n, pattern))
 
 
-def get_model_config(name: str) -> "ModelConfig":
+def get_model_config(name: str) -> ModelConfig:
     """The config of a registered model; unknown names raise :class:`UnknownModelError`."""
     _ensure_loaded()
     try:

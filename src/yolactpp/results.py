@@ -6,9 +6,10 @@ import json
 import operator
 import os
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -137,8 +138,8 @@ class Detections:
             return self.masks
         return upsample_masks(self.soft_masks, int(height), int(width))
 
-    def _replace(self, **fields: Any) -> "Detections":
-        current = dict(
+    def _replace(self, **fields: Any) -> Detections:
+        current: dict[str, Any] = dict(
             boxes=self.boxes,
             scores=self.scores,
             labels=self.labels,
@@ -154,7 +155,7 @@ class Detections:
         current.update(fields)
         return Detections(**current)
 
-    def __getitem__(self, index: int | slice | torch.Tensor | np.ndarray | Sequence[int]) -> "Detections":
+    def __getitem__(self, index: int | slice | torch.Tensor | np.ndarray | Sequence[int]) -> Detections:
         """Select detections by int, slice, bool mask or index list; every field follows."""
         if not isinstance(index, (slice, torch.Tensor, np.ndarray, list, tuple)) and hasattr(index, "__index__"):
             i = operator.index(index)
@@ -181,11 +182,11 @@ class Detections:
             masks=pick(self._masks),
         )
 
-    def cpu(self) -> "Detections":
+    def cpu(self) -> Detections:
         """A copy with every tensor on the CPU."""
         return self.to("cpu")
 
-    def to(self, device: torch.device | str) -> "Detections":
+    def to(self, device: torch.device | str) -> Detections:
         """A copy with every tensor on ``device``."""
 
         def move(t: torch.Tensor | None) -> torch.Tensor | None:
@@ -202,7 +203,7 @@ class Detections:
         )
 
     # -- selection ----------------------------------------------------------------------------
-    def filter(self, classes: str | int | Iterable[str | int] | None = None, min_score: float | None = None) -> "Detections":
+    def filter(self, classes: str | int | Iterable[str | int] | None = None, min_score: float | None = None) -> Detections:
         """Keep detections of the given classes (names or 0-based ids) with ``score >= min_score``.
 
         Unknown class names raise ``ValueError`` listing the valid ones.
@@ -276,9 +277,9 @@ class Detections:
     def to_coco(
         self,
         image_id: int | str,
-        category_ids: "CategoryIds | None" = None,
+        category_ids: CategoryIds | None = None,
         *,
-        kind: "RecordKind" = "both",
+        kind: RecordKind = "both",
         skip_empty: bool = True,
     ) -> list[dict[str, Any]]:
         """COCO result records (``image_id``, ``category_id``, ``bbox`` [x, y, w, h], ``score``,
@@ -322,7 +323,7 @@ class Detections:
         alpha: float = 0.45,
         line_width: int | None = None,
         font_size: int | None = None,
-    ) -> "Image.Image":
+    ) -> Image.Image:
         """The image with masks blended in, boxes and "class score" labels drawn; a PIL image.
 
         ``image`` defaults to the one the detections came from; pass one (any input ``predict``

@@ -68,7 +68,7 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
-def _network_state(model: "YolactPP") -> dict[str, torch.Tensor]:
+def _network_state(model: YolactPP) -> dict[str, torch.Tensor]:
     return {
         k: v.detach().to("cpu").contiguous()
         for k, v in model.network.state_dict().items()
@@ -88,7 +88,7 @@ def _atomic_write(path: Path, write: Any) -> None:
 
 
 def save_pretrained(
-    model: "YolactPP", directory: str | os.PathLike[str], *, provenance: Mapping[str, Any] | None = None
+    model: YolactPP, directory: str | os.PathLike[str], *, provenance: Mapping[str, Any] | None = None
 ) -> Path:
     """Write ``config.json`` and ``model.safetensors`` for ``model`` into ``directory``; return it."""
     from safetensors.torch import save_file
@@ -162,14 +162,14 @@ def read_pretrained_dir(directory: str | os.PathLike[str]) -> PretrainedFiles:
 
 
 def load_pretrained_dir(
-    cls: type["YolactPP"], directory: str | os.PathLike[str], config: ModelConfig | None = None
-) -> "YolactPP":
+    cls: type[YolactPP], directory: str | os.PathLike[str], config: ModelConfig | None = None
+) -> YolactPP:
     """Build ``cls`` from an own-format folder; ``config`` replaces the stored one (it must fit the weights)."""
     files = read_pretrained_dir(directory)
     return build_model(cls, files, config, str(Path(directory) / WEIGHTS_NAME))
 
 
-def build_model(cls: type["YolactPP"], files: PretrainedFiles, config: ModelConfig | None, source: str) -> "YolactPP":
+def build_model(cls: type[YolactPP], files: PretrainedFiles, config: ModelConfig | None, source: str) -> YolactPP:
     """Instantiate ``cls`` and load ``files.state`` strictly (every key, every shape)."""
     model = cls(config or files.config)
     load_state_dict_strict(model.network, files.state, source)

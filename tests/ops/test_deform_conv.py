@@ -11,7 +11,6 @@ from tests.ops.conftest import cuda
 from yolactpp import ops
 
 
-
 def native(*args):
     """The registered op (looked up at call time: the library loads in the session fixture)."""
     return torch.ops.yolactpp.deform_conv2d(*args)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import OrderedDict
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2 = np.uint64(0x94D049BB133111EB)
 
 
-@lru_cache(maxsize=None)
+@cache
 def key_manifest(config: str) -> dict[str, Any]:
     """The oracle's key manifest of one config (names, shapes, generator parameters)."""
     return json.loads((DATA / "keys" / f"{config}.json").read_text())
@@ -71,14 +71,14 @@ def tensor_for(entry: dict[str, Any], seed: int) -> torch.Tensor:
     return torch.from_numpy(values.reshape(shape))
 
 
-def make_state_dict(config: str, seed: int = 0) -> "OrderedDict[str, torch.Tensor]":
+def make_state_dict(config: str, seed: int = 0) -> OrderedDict[str, torch.Tensor]:
     """The checkpoint of `config` for `seed`, in the original file's key order."""
     manifest = key_manifest(config)
     entries = manifest["keys"] + manifest.get("extra_checkpoint_keys", [])
     return OrderedDict((e["name"], tensor_for(e, seed)) for e in entries)
 
 
-def tensor_bytes_sha256(state_dict: "OrderedDict[str, torch.Tensor]") -> str:
+def tensor_bytes_sha256(state_dict: OrderedDict[str, torch.Tensor]) -> str:
     digest = hashlib.sha256()
     for tensor in state_dict.values():
         digest.update(tensor.contiguous().numpy().tobytes())

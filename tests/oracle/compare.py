@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ from tests.oracle.checkpoints import DATA
 IMAGES = ("square_550x550", "landscape_1280x720")
 
 
-@lru_cache(maxsize=None)
+@cache
 def golden(config: str, image: str, seed: int = 0) -> dict[str, Any]:
     return json.loads((DATA / "goldens" / config / f"{image}.seed{seed}.json").read_text())
 

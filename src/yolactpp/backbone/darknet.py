@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
@@ -24,7 +26,7 @@ class _ConvBNLeaky(nn.Sequential):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self[2](conv_bn(self[0], self[1], x))
+        return self[2](conv_bn(self[0], cast(nn.BatchNorm2d, self[1]), x))
 
 
 class DarkNetBlock(nn.Module):

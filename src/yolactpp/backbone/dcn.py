@@ -49,6 +49,7 @@ class ModulatedDeformConv2d(nn.Module):
         self._offset_channels = offset_groups * 2 * taps
         nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
         nn.init.zeros_(self.conv_offset_mask.weight)
+        assert self.conv_offset_mask.bias is not None  # built with bias=True
         nn.init.zeros_(self.conv_offset_mask.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
@@ -33,7 +35,7 @@ class Bottleneck(nn.Module):
         self.conv3 = nn.Conv2d(planes, out_channels, 1, bias=False)
         self.bn3 = nn.BatchNorm2d(out_channels)
         self.relu = nn.ReLU(inplace=True)
-        self.downsample: nn.Module | None = None
+        self.downsample: nn.Sequential | None = None
         if stride != 1 or in_channels != out_channels:
             self.downsample = nn.Sequential(
                 nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False),
@@ -44,7 +46,7 @@ class Bottleneck(nn.Module):
         out = self.relu(conv_bn(self.conv1, self.bn1, x))
         out = self.relu(conv_bn(self.conv2, self.bn2, out))
         out = conv_bn(self.conv3, self.bn3, out)
-        identity = x if self.downsample is None else conv_bn(self.downsample[0], self.downsample[1], x)
+        identity = x if self.downsample is None else conv_bn(self.downsample[0], cast(nn.BatchNorm2d, self.downsample[1]), x)
         return self.relu(out + identity)
 
 

@@ -9,7 +9,7 @@ message on stderr and exit code 2, never a traceback.
 from __future__ import annotations
 
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from yolactpp.cli import benchmark, convert, evaluate, models, predict
 from yolactpp.cli._common import ArgumentParser, is_user_error, one_line

@@ -6,8 +6,9 @@ import argparse
 import glob
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 if TYPE_CHECKING:
     from yolactpp.model import YolactPP
@@ -119,7 +120,7 @@ def resolve_device(name: str | None) -> Any:
     return device
 
 
-def load_model(args: argparse.Namespace) -> "YolactPP":
+def load_model(args: argparse.Namespace) -> YolactPP:
     """The model named by ``--model``/``--config``, on ``--device`` in ``--dtype``."""
     import torch
 
@@ -143,7 +144,7 @@ def parse_classes(values: list[str] | None) -> list[str | int] | None:
     return out or None
 
 
-def predict_options(args: argparse.Namespace) -> "PredictOptions":
+def predict_options(args: argparse.Namespace) -> PredictOptions:
     """The :class:`PredictOptions` of ``--score-threshold``, ``--classes`` and ``--max-detections``
     (built once, for whichever engine runs them)."""
     from yolactpp.predict_options import PredictOptions

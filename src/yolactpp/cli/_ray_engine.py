@@ -14,9 +14,10 @@ import os
 import re
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from yolactpp.cli._common import IMAGE_SUFFIXES, CliError, collect_sources, is_video, next_run_dir, predict_options
 
@@ -65,7 +66,7 @@ def _ray_session(address: str | None, quiet: bool) -> Iterator[None]:
     if already:
         yield
         return
-    quiet_logs = {"logging_level": "warning", "log_to_driver": False} if quiet else {}
+    quiet_logs: dict[str, Any] = {"logging_level": "warning", "log_to_driver": False} if quiet else {}
     ray.init(address=address or "local", include_dashboard=False, **quiet_logs)
     if quiet:  # Ray Data logs its progress through its own logger
         ray.data.DataContext.get_current().enable_progress_bars = False

@@ -25,5 +25,7 @@ class MaskIoUNet(nn.Module):
 
     def forward(self, masks: torch.Tensor) -> torch.Tensor:
         # Runs in the parameters' dtype (e.g. bfloat16), answers in the masks' dtype.
-        x = self.maskiou_net(masks.to(self.maskiou_net[0].weight.dtype))
+        first = self.maskiou_net[0]
+        assert isinstance(first, nn.Conv2d)
+        x = self.maskiou_net(masks.to(first.weight.dtype))
         return x.amax(dim=(2, 3)).to(masks.dtype)

@@ -23,4 +23,4 @@ from yolactpp.integrations.ray.dataset import predict_dataset, read_image_files
 from yolactpp.integrations.ray.predictor import Predictor
 from yolactpp.integrations.ray.schema import RESULT_SCHEMA
 
-__all__ = ["Predictor", "RESULT_SCHEMA", "predict_dataset", "read_image_files"]
+__all__ = ["RESULT_SCHEMA", "Predictor", "predict_dataset", "read_image_files"]

@@ -74,7 +74,7 @@ def predict_dataset(
     cpus_per_actor: int = 1,
     config: str | None = None,
     device: str | None = None,
-    dtype: "str | torch.dtype" = "float32",
+    dtype: str | torch.dtype = "float32",
     ray_remote_args: Mapping[str, Any] | None = None,
     options: PredictOptions | None = None,
     **option_kwargs: Any,

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 
-from yolactpp.predict_options import PredictOptions
 from yolactpp.integrations.ray.schema import detection_row, error_row, rows_to_table
+from yolactpp.predict_options import PredictOptions
 
 if TYPE_CHECKING:
     import torch
@@ -28,7 +28,7 @@ __all__ = ["Predictor"]
 _DTYPES = ("float32", "float64", "bfloat16", "float16")
 
 
-def _torch_dtype(dtype: "str | torch.dtype") -> "torch.dtype":
+def _torch_dtype(dtype: str | torch.dtype) -> torch.dtype:
     import torch
 
     if isinstance(dtype, torch.dtype):
@@ -90,7 +90,7 @@ class Predictor:
         *,
         config: str | None = None,
         device: str | None = None,
-        dtype: "str | torch.dtype" = "float32",
+        dtype: str | torch.dtype = "float32",
         num_threads: int | None = None,
         options: PredictOptions | None = None,
         **option_kwargs: Any,
@@ -118,7 +118,9 @@ class Predictor:
                 "'image' (read_images) or 'path' (image files)"
             )
         values = columns[source]
-        paths = [None if p is None else str(p) for p in columns["path"]] if "path" in columns else [None] * len(values)
+        paths: list[str | None] = [None] * len(values)
+        if "path" in columns:
+            paths = [None if p is None else str(p) for p in columns["path"]]
         if "image_id" in columns:
             ids = [str(i) for i in columns["image_id"]]
         else:

@@ -58,7 +58,7 @@ RESULT_SCHEMA = pa.schema(
 )
 
 
-def detection_row(detections: "Detections", image_id: str, path: str | None) -> dict[str, Any]:
+def detection_row(detections: Detections, image_id: str, path: str | None) -> dict[str, Any]:
     """One image's detections as a result row (masks RLE-encoded at the image size)."""
     from yolactpp.coco import encode_masks_rle
 
