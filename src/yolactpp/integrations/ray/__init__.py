@@ -11,8 +11,8 @@ Needs Ray Data (``pip install 'yolactpp[ray]'``); importing ``yolactpp`` alone n
 from __future__ import annotations
 
 try:
-    import pyarrow  # noqa: F401
-    import ray.data  # noqa: F401
+    import pyarrow
+    import ray.data
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess by the tests
     raise ImportError(
         f"yolactpp.integrations.ray needs Ray Data, which is not installed ({exc}): "
