@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from tests.oracle.checkpoints import make_state_dict
-from yolactpp import CheckpointError, UnknownModelError, YolactPP
+from yolactpp import CheckpointError, UnknownModelError, YolactPP, get_model_config
 from yolactpp.checkpoint import config_name_from_filename, original_to_canonical
 
 
@@ -63,14 +63,15 @@ def test_wrong_config_names_keys_and_cause(checkpoint, tmp_path) -> None:
     assert "deformable convolutions" in text
 
 
-def test_other_class_count_is_diagnosed(tmp_path) -> None:
+def test_other_class_count_than_an_explicit_config_is_diagnosed(tmp_path) -> None:
     state = make_state_dict("yolact_resnet50")
     for key in ("prediction_layers.0.conf_layer.weight", "prediction_layers.0.conf_layer.bias"):
         state[key] = state[key][: 3 * 6]  # 3 anchors x (5 classes + background)
     path = tmp_path / "yolact_resnet50_54_800000.pth"
     torch.save(state, path)
+    # A ModelConfig's class names are taken as meant (a registered name would get class_0.. instead).
     with pytest.raises(CheckpointError, match="predicts 5 classes but the config has 80"):
-        YolactPP.from_pretrained(path)
+        YolactPP.from_pretrained(path, config=get_model_config("yolact_resnet50"))
 
 
 EXTRA = "backbone.layers.0.0.conv4.weight"  # a name no key rule drops

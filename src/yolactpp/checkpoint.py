@@ -1,4 +1,8 @@
-"""Reading the original YOLACT release checkpoints (``<config>_<epoch>_<iteration>.pth``).
+"""Weights in memory (:class:`LoadedWeights`) and the original YOLACT checkpoints (``<config>_<epoch>_<iteration>.pth``).
+
+Every weights source (an original ``.pth``, an own-format folder, the hub) is read into a
+:class:`LoadedWeights`: the config to build and the state dict to load into it, strictly
+(:func:`load_state_dict_strict`, which also refuses NaN/inf values).
 
 Files are read with ``torch.load(weights_only=True)``: only tensors are ever unpickled. The
 original loader's key rules are applied (legacy ``backbone.layer*`` names and surplus FPN
@@ -9,23 +13,33 @@ one :class:`CheckpointError` naming the keys and the likely cause.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pickle
 import re
-from collections.abc import Mapping
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
-from yolactpp.errors import YolactppError
+from yolactpp.config import ConfigError, ModelConfig
+from yolactpp.errors import YolactppError, YolactppWarning
+from yolactpp.registry import as_model_config, get_model_config
 
 __all__ = [
     "CheckpointError",
+    "LoadedWeights",
+    "UnnamedClassesWarning",
     "config_name_from_filename",
     "load_state_dict_strict",
     "original_to_canonical",
+    "read_original",
     "read_original_checkpoint",
+    "with_class_names",
 ]
 
 _ORIGINAL_NAME = re.compile(r"^(?P<config>.+)_(?P<epoch>\d+)_(?P<iteration>\d+)\.pth$")
@@ -36,6 +50,22 @@ _TRAINING_ONLY = ("semantic_seg_conv.",)
 
 class CheckpointError(YolactppError, ValueError):
     """A weights file that cannot be read, or that does not fit the model it is loaded into."""
+
+
+class UnnamedClassesWarning(YolactppWarning):
+    """Weights predict another number of classes than their config names; placeholder names are used."""
+
+
+@dataclass(frozen=True)
+class LoadedWeights:
+    """What every weights source reader returns: the config to build and the state dict (canonical
+    keys) to load into it strictly; ``source`` names the weights in error messages."""
+
+    config: ModelConfig
+    state: dict[str, torch.Tensor]
+    source: str
+    provenance: dict[str, Any] = field(default_factory=dict)
+    library_version: str | None = None
 
 
 def config_name_from_filename(path: str | os.PathLike[str]) -> str | None:
@@ -153,7 +183,91 @@ def load_state_dict_strict(module: nn.Module, state: Mapping[str, torch.Tensor],
     non_float = sorted(k for k, v in state.items() if not v.is_floating_point())
     if non_float:
         raise CheckpointError(f"{source}: expected floating-point tensors, got integer ones for {_preview(non_float)}")
+    non_finite = sorted(k for k, v in state.items() if not bool(torch.isfinite(v).all()))
+    if non_finite:
+        raise CheckpointError(
+            f"{source}: {len(non_finite)} tensor(s) hold NaN or infinite values: {_preview(non_finite)}. "
+            "The weights are damaged (or training diverged); predictions from them would be meaningless"
+        )
     with torch.no_grad():
         for name, target in module.state_dict(keep_vars=True).items():
             if name in state:
                 target.copy_(state[name])
+
+
+_CONF_KEY = "prediction_layers.0.conf_layer.weight"
+_BOX_KEY = "prediction_layers.0.bbox_layer.weight"
+
+
+def class_count(config: ModelConfig, state: Mapping[str, torch.Tensor]) -> int | None:
+    """How many foreground classes the weights predict (``None`` when their layout does not tell,
+    e.g. another anchor count than the config's: the strict load then names what does not fit)."""
+    conf, box = state.get(_CONF_KEY), state.get(_BOX_KEY)
+    per_location = config.anchors.per_location
+    if conf is None or box is None or conf.dim() == 0 or box.dim() == 0 or box.shape[0] != 4 * per_location:
+        return None
+    if conf.shape[0] % per_location or conf.shape[0] // per_location < 2:
+        return None
+    return conf.shape[0] // per_location - 1
+
+
+def with_class_names(
+    weights: LoadedWeights, class_names: Sequence[str] | None, *, infer: bool = False
+) -> LoadedWeights:
+    """``weights`` with ``class_names`` put into its config (checked against the class count of the
+    weights). Without names and with ``infer`` (weights that carry no names, like original ``.pth``
+    files), a class count other than the config's gives placeholder names ``class_0, ...`` and an
+    :class:`UnnamedClassesWarning` saying how to pass the real ones."""
+    config, count = weights.config, class_count(weights.config, weights.state)
+    if class_names is not None:
+        if isinstance(class_names, str):
+            raise TypeError("class_names must be a list of names, got one str")
+        names = tuple(class_names)
+        if count is not None and len(names) != count:
+            raise CheckpointError(
+                f"{weights.source}: class_names has {len(names)} name(s) but the weights predict {count} classes"
+            )
+    elif infer and count is not None and count != config.num_classes:
+        names = tuple(f"class_{i}" for i in range(count))
+        warnings.warn(
+            f"{weights.source} predicts {count} classes but config {config.name!r} names {config.num_classes}; "
+            f"calling them class_0 ... class_{count - 1}. Pass the real names: "
+            f"YolactPP.from_pretrained(path, config={config.name!r}, class_names=[...]) "
+            "(CLI: --class-names FILE, one name per line)",
+            UnnamedClassesWarning,
+            stacklevel=2,
+        )
+    else:
+        return weights
+    try:
+        config = dataclasses.replace(config, class_names=names)
+    except ConfigError as exc:
+        raise type(exc)(f"{weights.source}: {exc}") from None
+    return dataclasses.replace(weights, config=config)
+
+
+def read_original(
+    path: str | os.PathLike[str],
+    config: ModelConfig | str | None = None,
+    class_names: Sequence[str] | None = None,
+) -> LoadedWeights:
+    """Read an original ``.pth`` into :class:`LoadedWeights`.
+
+    The config is ``config`` or, by default, the one its file name names (as the original does).
+    Unless ``config`` is a :class:`ModelConfig` (whose class names are taken as meant), the class
+    count is read from the weights, so checkpoints trained on other datasets load too (see
+    :func:`with_class_names`).
+    """
+    p = Path(path)
+    cfg = as_model_config(config)
+    if cfg is None:
+        name = config_name_from_filename(p)
+        if name is None:
+            raise CheckpointError(
+                f"cannot infer the model config from the file name of {p} (expected "
+                "'<config>_<epoch>_<iteration>.pth' like the original release files); pass config='<model name>'"
+            )
+        cfg = get_model_config(name)
+    state = original_to_canonical(read_original_checkpoint(p), cfg.num_downsample)
+    infer = not isinstance(config, ModelConfig)
+    return with_class_names(LoadedWeights(cfg, state, str(p)), class_names, infer=infer)

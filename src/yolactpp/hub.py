@@ -20,7 +20,7 @@ import tempfile
 import warnings
 from pathlib import Path, PurePosixPath
 
-from yolactpp import __version__
+from yolactpp import __version__, serialization
 from yolactpp import manifest as _manifest
 from yolactpp.checkpoint import CheckpointError
 from yolactpp.errors import YolactppError, YolactppWarning
@@ -275,8 +275,6 @@ def _converted_ok(target: Path, entry: ManifestEntry) -> bool:
 def _convert_into(
     original: Path, target: Path, entry: ManifestEntry, sha256: str, revision: str, commit: str | None
 ) -> None:
-    from yolactpp import serialization
-
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:

@@ -10,42 +10,23 @@ from typing import Any, cast, overload
 
 import torch
 from torch import nn
-from typing_extensions import override
+from typing_extensions import Self, override
 
-from yolactpp.checkpoint import (
-    CheckpointError,
-    config_name_from_filename,
-    load_state_dict_strict,
-    original_to_canonical,
-    read_original_checkpoint,
-)
+from yolactpp.builder import build_network
+from yolactpp.checkpoint import LoadedWeights, read_original
 from yolactpp.config import DetectConfig, ModelConfig
 from yolactpp.detect import detect
 from yolactpp.network import NetworkOutput, YolactNetwork, detection_dtype
 from yolactpp.postprocess import assemble_masks, boxes_to_pixels, mask_iou_scores
 from yolactpp.predict_options import PredictOptions, ResolvedOptions
 from yolactpp.preprocess import ImageInput, preprocess, to_rgb_array
-from yolactpp.registry import get_model_config
+from yolactpp.pretrained import read_weights
 from yolactpp.results import Detections
+from yolactpp.serialization import save_pretrained
 
 __all__ = ["YolactPP"]
 
 _SUPPORTED_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
-
-
-def _resolve_config(config: ModelConfig | str | None, fallback_name: str | None, source: str) -> ModelConfig:
-    if isinstance(config, ModelConfig):
-        return config
-    if isinstance(config, str):
-        return get_model_config(config)
-    if config is not None:
-        raise TypeError(f"config must be a ModelConfig or a model name, got {type(config).__name__}")
-    if fallback_name is None:
-        raise CheckpointError(
-            f"cannot infer the model config from the file name of {source} (expected "
-            "'<config>_<epoch>_<iteration>.pth' like the original release files); pass config='<model name>'"
-        )
-    return get_model_config(fallback_name)
 
 
 class YolactPP(nn.Module):
@@ -56,10 +37,14 @@ class YolactPP(nn.Module):
     preprocessing to mask re-scoring, runs in float64.
     """
 
-    def __init__(self, config: ModelConfig) -> None:
+    def __init__(self, config: ModelConfig, *, network: YolactNetwork | None = None) -> None:
+        """A model for ``config``: with freshly initialized weights, or around ``network`` (built
+        for the same config, e.g. by :func:`yolactpp.builder.build_network`)."""
         super().__init__()
+        if network is not None and network.config != config:
+            raise ValueError("network was built for another config than the one given")
         self.config = config
-        self.network = YolactNetwork(config)
+        self.network = network if network is not None else YolactNetwork(config)
         # channels_last is the fast layout for oneDNN/cuDNN convolutions and the native DCN;
         # ``.to(memory_format=torch.contiguous_format)`` switches back.
         self.to(memory_format=torch.channels_last)
@@ -76,7 +61,8 @@ class YolactPP(nn.Module):
         dtype: torch.dtype | None = None,
         revision: str | None = None,
         force_download: bool = False,
-    ) -> YolactPP:
+        class_names: Sequence[str] | None = None,
+    ) -> Self:
         """Load a model from, in this order of precedence:
 
         - a local original ``<config>_<epoch>_<iteration>.pth`` file (config inferred from the name),
@@ -88,29 +74,34 @@ class YolactPP(nn.Module):
 
         ``config`` (a :class:`ModelConfig` or a registered name) replaces the inferred/stored one;
         ``revision`` pins a hub branch, tag or commit; ``force_download`` refetches and reconverts.
+        ``class_names`` names the classes of weights trained on another dataset, e.g. an original
+        ``.pth`` trained with ``config="yolact_base"`` on 5 classes (without names, such a file's
+        classes are called ``class_0``, ... with a warning); :meth:`save_pretrained` stores them.
         """
-        from yolactpp.pretrained import load_pretrained
-
-        model = load_pretrained(cls, name_or_path, config, revision=revision, force_download=force_download)
+        weights = read_weights(name_or_path, config, class_names, revision=revision, force_download=force_download)
+        model = cls.from_weights(weights)
         if device is not None or dtype is not None:
             model.to(device=device, dtype=dtype)
         return model
 
+    @classmethod
+    def from_weights(cls, weights: LoadedWeights) -> Self:
+        """The model of weights already read (from any source): built and strictly loaded."""
+        return cls(weights.config, network=build_network(weights))
+
     def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:
         """Write ``config.json`` + ``model.safetensors`` into ``directory`` (reload with :meth:`from_pretrained`)."""
-        from yolactpp.serialization import save_pretrained
-
         return save_pretrained(self, directory)
 
     @classmethod
-    def from_original_checkpoint(cls, path: str | os.PathLike[str], config: ModelConfig | str | None = None) -> YolactPP:
+    def from_original_checkpoint(
+        cls,
+        path: str | os.PathLike[str],
+        config: ModelConfig | str | None = None,
+        class_names: Sequence[str] | None = None,
+    ) -> Self:
         """Load one of the original ``<config>_<epoch>_<iteration>.pth`` files (or a compatible one)."""
-        path = Path(path)
-        cfg = _resolve_config(config, config_name_from_filename(path), str(path))
-        state = read_original_checkpoint(path)
-        model = cls(cfg)
-        load_state_dict_strict(model.network, original_to_canonical(state, cfg.num_downsample), str(path))
-        return model
+        return cls.from_weights(read_original(path, config, class_names))
 
     # -- properties ---------------------------------------------------------------------------
     @property

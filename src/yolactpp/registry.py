@@ -20,11 +20,12 @@ from collections.abc import Callable
 from importlib import import_module, metadata
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from yolactpp.config import ModelConfig
 from yolactpp.errors import YolactppError
 
 if TYPE_CHECKING:
     from yolactpp.backbone.base import Backbone
-    from yolactpp.config import BackboneConfig, ModelConfig
+    from yolactpp.config import BackboneConfig
 
 __all__ = [
     "UnknownModelError",
@@ -173,12 +174,20 @@ def get_model_config(name: str) -> ModelConfig:
         factory = _MODELS[name]
     except KeyError:
         raise _unknown("model", name, list(_MODELS)) from None
-    from yolactpp.config import ModelConfig
-
     cfg = factory()
     if not isinstance(cfg, ModelConfig):
         raise TypeError(f"model factory {name!r} returned {type(cfg).__name__}, expected ModelConfig")
     return cfg
+
+
+def as_model_config(config: ModelConfig | str | None) -> ModelConfig | None:
+    """A registered model name -> its config; a :class:`ModelConfig` or ``None`` as it is. The one
+    place where a ``config=`` argument (of ``from_pretrained``, ``convert``, ...) is resolved."""
+    if config is None or isinstance(config, ModelConfig):
+        return config
+    if isinstance(config, str):
+        return get_model_config(config)
+    raise TypeError(f"config must be a ModelConfig or a model name, got {type(config).__name__}")
 
 
 def list_backbones(pattern: str = "*") -> list[str]:

@@ -13,15 +13,16 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
+from torch import nn
 
 from yolactpp import __version__
-from yolactpp.checkpoint import CheckpointError, load_state_dict_strict
+from yolactpp.builder import build_network
+from yolactpp.checkpoint import CheckpointError, LoadedWeights, read_original
 from yolactpp.config import ModelConfig
 
 if TYPE_CHECKING:
@@ -32,12 +33,11 @@ __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
     "WEIGHTS_NAME",
-    "PretrainedFiles",
     "convert",
-    "load_pretrained_dir",
     "read_pretrained_dir",
     "save_pretrained",
     "sha256_file",
+    "write_pretrained",
 ]
 
 CONFIG_NAME = "config.json"
@@ -49,16 +49,6 @@ FORMAT_VERSION = 1
 _ENVELOPE = ("format", "library_version", "provenance")
 
 
-@dataclass(frozen=True)
-class PretrainedFiles:
-    """What an own-format folder holds, read and validated but not yet put into a model."""
-
-    config: ModelConfig
-    state: dict[str, torch.Tensor]
-    provenance: dict[str, Any] = field(default_factory=dict)
-    library_version: str | None = None
-
-
 def sha256_file(path: str | os.PathLike[str]) -> str:
     """Hex sha256 of a file, read in 1 MiB blocks."""
     digest = hashlib.sha256()
@@ -68,10 +58,10 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
-def _network_state(model: YolactPP) -> dict[str, torch.Tensor]:
+def _network_state(network: nn.Module) -> dict[str, torch.Tensor]:
     return {
         k: v.detach().to("cpu").contiguous()
-        for k, v in model.network.state_dict().items()
+        for k, v in network.state_dict().items()
         if not k.endswith(".num_batches_tracked")
     }
 
@@ -91,6 +81,17 @@ def save_pretrained(
     model: YolactPP, directory: str | os.PathLike[str], *, provenance: Mapping[str, Any] | None = None
 ) -> Path:
     """Write ``config.json`` and ``model.safetensors`` for ``model`` into ``directory``; return it."""
+    return write_pretrained(directory, model.config, _network_state(model.network), provenance=provenance)
+
+
+def write_pretrained(
+    directory: str | os.PathLike[str],
+    config: ModelConfig,
+    state: Mapping[str, torch.Tensor],
+    *,
+    provenance: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write ``config`` and a network ``state`` (canonical keys, CPU tensors) as an own-format folder."""
     from safetensors.torch import save_file
 
     out = Path(directory)
@@ -98,12 +99,10 @@ def save_pretrained(
         raise NotADirectoryError(f"save_pretrained needs a directory, but {out} is a file")
     out.mkdir(parents=True, exist_ok=True)
     meta: dict[str, Any] = {"format": FORMAT, "library_version": __version__}
-    meta.update(model.config.to_dict())
+    meta.update(config.to_dict())
     meta["provenance"] = dict(provenance or {})
-    state = _network_state(model)
-    _atomic_write(
-        out / WEIGHTS_NAME, lambda tmp: save_file(state, tmp, metadata={"format": "pt", "yolactpp": model.config.name})
-    )
+    tensors = dict(state)
+    _atomic_write(out / WEIGHTS_NAME, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt", "yolactpp": config.name}))
     text = json.dumps(meta, indent=2, ensure_ascii=False) + "\n"
     _atomic_write(out / CONFIG_NAME, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
     return out
@@ -145,8 +144,9 @@ def _read_weights(path: Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{path} is not a readable safetensors file (truncated or corrupted?): {first}") from None
 
 
-def read_pretrained_dir(directory: str | os.PathLike[str]) -> PretrainedFiles:
-    """Read and validate an own-format folder (files present, JSON, config fields, safetensors)."""
+def read_pretrained_dir(directory: str | os.PathLike[str], source: str | None = None) -> LoadedWeights:
+    """Read and validate an own-format folder (files present, JSON, config fields, safetensors);
+    ``source`` names it in later errors (default: its weights file)."""
     d = Path(directory)
     config_path, weights_path = d / CONFIG_NAME, d / WEIGHTS_NAME
     if not config_path.is_file():
@@ -158,22 +158,8 @@ def read_pretrained_dir(directory: str | os.PathLike[str]) -> PretrainedFiles:
     config, provenance, version = _read_config(config_path)
     if not weights_path.is_file():
         raise CheckpointError(f"{d} has {CONFIG_NAME} but no {WEIGHTS_NAME}: the weights file is missing")
-    return PretrainedFiles(config, _read_weights(weights_path), provenance, version)
-
-
-def load_pretrained_dir(
-    cls: type[YolactPP], directory: str | os.PathLike[str], config: ModelConfig | None = None
-) -> YolactPP:
-    """Build ``cls`` from an own-format folder; ``config`` replaces the stored one (it must fit the weights)."""
-    files = read_pretrained_dir(directory)
-    return build_model(cls, files, config, str(Path(directory) / WEIGHTS_NAME))
-
-
-def build_model(cls: type[YolactPP], files: PretrainedFiles, config: ModelConfig | None, source: str) -> YolactPP:
-    """Instantiate ``cls`` and load ``files.state`` strictly (every key, every shape)."""
-    model = cls(config or files.config)
-    load_state_dict_strict(model.network, files.state, source)
-    return model
+    state = _read_weights(weights_path)
+    return LoadedWeights(config, state, source or str(weights_path), provenance, version)
 
 
 def convert(
@@ -181,20 +167,21 @@ def convert(
     output_dir: str | os.PathLike[str],
     config: ModelConfig | str | None = None,
     *,
+    class_names: Sequence[str] | None = None,
     provenance: Mapping[str, Any] | None = None,
 ) -> Path:
     """Turn an original ``<config>_<epoch>_<iter>.pth`` into an own-format folder; return the folder.
 
     The file is read tensors-only and checked strictly against the config (inferred from the file
     name unless ``config`` is given), so a folder is only written for weights that load.
+    ``class_names`` names the classes of a checkpoint trained on another dataset (stored in the folder).
     """
-    from yolactpp.model import YolactPP
-
     source = Path(source_pth)
     if not source.is_file():
         raise FileNotFoundError(f"no checkpoint file at {source}")
-    model = YolactPP.from_original_checkpoint(source, config)
+    weights = read_original(source, config, class_names)
+    network = build_network(weights)
     info = {"source": source.name, **(provenance or {})}
     if "source_sha256" not in info:
         info["source_sha256"] = sha256_file(source)
-    return save_pretrained(model, output_dir, provenance=info)
+    return write_pretrained(output_dir, weights.config, _network_state(network), provenance=info)

@@ -98,8 +98,33 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         help="weights: a .pth checkpoint path (anything YolactPP.from_pretrained accepts)",
     )  # fmt: skip
     group.add_argument("--config", metavar="NAME", help="model config name, when it cannot be inferred from the weights")
+    add_class_names_argument(group)
     group.add_argument("--device", metavar="DEVICE", help="torch device, e.g. cpu, cuda, cuda:1 (default: cuda if available, else cpu)")
     group.add_argument("--dtype", choices=DTYPES, default="float32", help="compute dtype (default: %(default)s)")
+
+
+def add_class_names_argument(parser: Any) -> None:
+    parser.add_argument(
+        "--class-names", metavar="FILE",
+        help="text file with one class name per line, for weights trained on another dataset (e.g. an original "
+        ".pth with its own class count; without it such classes are called class_0, class_1, ...)",
+    )  # fmt: skip
+
+
+def read_class_names(path: str | None) -> list[str] | None:
+    """The names in a ``--class-names`` file: one per line, blank lines skipped."""
+    if path is None:
+        return None
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except IsADirectoryError:
+        raise CliError(f"--class-names {path}: is a directory, expected a text file with one name per line") from None
+    except UnicodeDecodeError:
+        raise CliError(f"--class-names {path}: not UTF-8 text (expected one class name per line)") from None
+    names = [line.strip() for line in text.splitlines() if line.strip()]
+    if not names:
+        raise CliError(f"--class-names {path}: the file holds no class names (expected one per line)")
+    return names
 
 
 def resolve_device(name: str | None) -> Any:
@@ -127,7 +152,7 @@ def load_model(args: argparse.Namespace) -> YolactPP:
     from yolactpp.model import YolactPP
 
     device = resolve_device(args.device)
-    model = YolactPP.from_pretrained(args.model, config=args.config)
+    model = YolactPP.from_pretrained(args.model, config=args.config, class_names=read_class_names(args.class_names))
     return model.to(device=device, dtype=getattr(torch, args.dtype))
 
 

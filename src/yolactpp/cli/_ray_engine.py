@@ -19,7 +19,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from yolactpp.cli._common import IMAGE_SUFFIXES, CliError, collect_sources, is_video, next_run_dir, predict_options
+from yolactpp.cli._common import (
+    IMAGE_SUFFIXES,
+    CliError,
+    collect_sources,
+    is_video,
+    next_run_dir,
+    predict_options,
+    read_class_names,
+)
 
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _ERROR_LINE = re.compile(r"^(?:[A-Za-z_][\w.]*\.)?([A-Za-z_]\w*(?:Error|Exception)): (.+)$")
@@ -138,6 +146,7 @@ def run(args: argparse.Namespace) -> int:
             cpus_per_actor=args.threads or 1,
             num_gpus=num_gpus,
             config=args.config,
+            class_names=read_class_names(args.class_names),
             device=device,
             dtype=args.dtype,
             options=options,

@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from yolactpp.cli._common import add_class_names_argument, read_class_names
+
 NAME = "convert"
 
 
@@ -19,12 +21,13 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("source", help="original checkpoint, e.g. yolact_plus_base_54_800000.pth")
     parser.add_argument("output_dir", type=Path, help="folder to write")
     parser.add_argument("--config", metavar="NAME", help="model config name, when it cannot be inferred from the file name")
+    add_class_names_argument(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from yolactpp.serialization import convert
 
-    result = convert(args.source, args.output_dir, config=args.config)
+    result = convert(args.source, args.output_dir, config=args.config, class_names=read_class_names(args.class_names))
     print(f"converted {args.source} -> {result}")
     return 0

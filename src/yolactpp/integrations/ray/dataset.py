@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -73,6 +73,7 @@ def predict_dataset(
     num_gpus: float = 0,
     cpus_per_actor: int = 1,
     config: str | None = None,
+    class_names: Sequence[str] | None = None,
     device: str | None = None,
     dtype: str | torch.dtype = "float32",
     ray_remote_args: Mapping[str, Any] | None = None,
@@ -83,7 +84,8 @@ def predict_dataset(
 
     ``ds`` holds images as ``read_image_files`` / ``read_binary_files`` (``"bytes"`` + ``"path"``),
     ``read_images`` (``"image"``, ``mode="RGB"`` advised) or plain ``"path"`` rows give them. Each
-    actor loads ``model`` once and predicts ``batch_size`` images per call.
+    actor loads ``model`` once (``config``, ``class_names``: as for :meth:`YolactPP.from_pretrained`)
+    and predicts ``batch_size`` images per call.
 
     Each actor reserves ``cpus_per_actor`` CPUs (its torch threads) and ``num_gpus`` GPUs
     (fractions share a GPU). ``concurrency`` is the number of actors, or a (min, max) pair for an
@@ -105,7 +107,14 @@ def predict_dataset(
         raise ValueError(f"num_gpus must be >= 0, got {num_gpus!r}")
     _torch_dtype(dtype)
     pool = _actor_pool(concurrency, num_gpus, cpus_per_actor)
-    constructor = dict(model=_model_reference(model), config=config, device=device, dtype=dtype, num_threads=cpus_per_actor)
+    constructor = dict(
+        model=_model_reference(model),
+        config=config,
+        class_names=None if class_names is None else list(class_names),
+        device=device,
+        dtype=dtype,
+        num_threads=cpus_per_actor,
+    )
     return ds.map_batches(
         Predictor,
         fn_constructor_kwargs={**constructor, "options": predict_options},

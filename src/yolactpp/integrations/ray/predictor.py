@@ -68,7 +68,7 @@ class Predictor:
     """Callable class for ``ray.data.Dataset.map_batches``: one model per actor, one row per image.
 
     ``model`` is anything :meth:`YolactPP.from_pretrained` loads (a zoo name, an original ``.pth``,
-    an own-format folder or ``"owner/name"``), loaded in the actor on ``device`` (default: CUDA
+    an own-format folder or ``"owner/name"``; ``config`` and ``class_names`` as there), loaded in the actor on ``device`` (default: CUDA
     when the actor has a GPU, else the CPU) in ``dtype``. ``num_threads`` sets the actor's torch
     CPU threads. ``options`` (a :class:`~yolactpp.PredictOptions`; keywords build or override
     one) say how detections are chosen; they are checked once, when the actor starts.
@@ -89,6 +89,7 @@ class Predictor:
         model: str | os.PathLike[str],
         *,
         config: str | None = None,
+        class_names: Sequence[str] | None = None,
         device: str | None = None,
         dtype: str | torch.dtype = "float32",
         num_threads: int | None = None,
@@ -104,7 +105,9 @@ class Predictor:
                 raise ValueError(f"num_threads must be an integer >= 1, got {num_threads!r}")
             torch.set_num_threads(num_threads)
         target = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.model: YolactPP = YolactPP.from_pretrained(model, config=config, device=target, dtype=_torch_dtype(dtype))
+        self.model: YolactPP = YolactPP.from_pretrained(
+            model, config=config, class_names=class_names, device=target, dtype=_torch_dtype(dtype)
+        )
         self.options = PredictOptions.build(options, **option_kwargs)
         self.model.predict([], self.options)  # checks the class names now, not on the first batch
 
