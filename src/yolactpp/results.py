@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 import numpy as np
 import torch
 
+from yolactpp.errors import InvalidArgumentError, InvalidIndexError
 from yolactpp.postprocess import upsample_masks
 
 if TYPE_CHECKING:
@@ -95,7 +96,7 @@ class Detections:
         n = int(scores.shape[0])
         for name, t in (("boxes", boxes), ("labels", labels), ("soft_masks", soft_masks)):
             if int(t.shape[0]) != n:
-                raise ValueError(f"{name} has {t.shape[0]} rows but there are {n} scores")
+                raise InvalidArgumentError(f"{name} has {t.shape[0]} rows but there are {n} scores")
         self.boxes = boxes
         self.scores = scores
         self.labels = labels
@@ -132,7 +133,7 @@ class Detections:
     def masks_at(self, height: int, width: int) -> torch.Tensor:
         """Binary masks ``[N, height, width]`` built from the soft masks at another size (not cached)."""
         if height < 1 or width < 1:
-            raise ValueError(f"mask size must be positive, got {height} x {width}")
+            raise InvalidArgumentError(f"mask size must be positive, got {height} x {width}")
         if (height, width) == self.image_size:
             return self.masks
         return upsample_masks(self.soft_masks, int(height), int(width))
@@ -159,12 +160,12 @@ class Detections:
         if not isinstance(index, (slice, torch.Tensor, np.ndarray, list, tuple)) and hasattr(index, "__index__"):
             i = operator.index(index)
             if not -len(self) <= i < len(self):
-                raise IndexError(f"detection index {i} out of range for {len(self)} detections")
+                raise InvalidIndexError(f"detection index {i} out of range for {len(self)} detections")
             index = slice(i, i + 1 if i != -1 else None)
         elif not isinstance(index, slice):
             index = torch.as_tensor(index, device=self.scores.device)
             if index.dtype == torch.bool and index.shape != self.scores.shape:
-                raise IndexError(f"boolean index of shape {tuple(index.shape)} for {len(self)} detections")
+                raise InvalidIndexError(f"boolean index of shape {tuple(index.shape)} for {len(self)} detections")
             if index.dtype != torch.bool:
                 index = index.long().reshape(-1)
 
@@ -337,10 +338,10 @@ class Detections:
             elif self.path is not None:
                 image = load_image(self.path)
             else:
-                raise ValueError("these detections carry no image; pass one: plot(image)")
+                raise InvalidArgumentError("these detections carry no image; pass one: plot(image)")
         rgb = to_rgb_array(image)
         if rgb.shape[:2] != self.image_size:
-            raise ValueError(f"image is {rgb.shape[0]} x {rgb.shape[1]} (h x w) but the detections are for {self.image_size}")
+            raise InvalidArgumentError(f"image is {rgb.shape[0]} x {rgb.shape[1]} (h x w) but the detections are for {self.image_size}")
         arrays = self.numpy(masks=masks)
         return draw_detections(
             rgb,

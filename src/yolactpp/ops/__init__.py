@@ -6,12 +6,13 @@ class-wise FastNMS of YOLACT. :func:`backend_info` says which implementation run
 ``"fallback"`` (torchvision / pure PyTorch).
 """
 
-from yolactpp.ops._loader import BackendInfo, backend_info, get_backend, set_backend, use_backend
+from yolactpp.ops._loader import BackendInfo, OpsUnavailableError, backend_info, get_backend, set_backend, use_backend
 from yolactpp.ops.deform_conv import deform_conv2d
 from yolactpp.ops.fast_nms import fast_nms, fast_nms_reference
 
 __all__ = [
     "BackendInfo",
+    "OpsUnavailableError",
     "backend_info",
     "deform_conv2d",
     "fast_nms",

@@ -15,13 +15,29 @@ from typing import Iterator, Literal
 
 import torch
 
-__all__ = ["BackendInfo", "backend_info", "get_backend", "native_available", "set_backend", "use_backend"]
+from yolactpp.errors import InvalidArgumentError, YolactppError
+
+__all__ = [
+    "BackendInfo",
+    "OpsUnavailableError",
+    "backend_info",
+    "get_backend",
+    "native_available",
+    "set_backend",
+    "use_backend",
+]
 
 logger = logging.getLogger("yolactpp.ops")
 
 Backend = Literal["auto", "native", "fallback"]
 _VALID: tuple[str, ...] = ("auto", "native", "fallback")
 ENV_BACKEND = "YOLACTPP_OPS"
+
+
+class OpsUnavailableError(YolactppError, RuntimeError):
+    """The native backend was requested (``set_backend("native")``, ``YOLACTPP_OPS=native``) but its
+    kernels are not available for this device or build."""
+
 
 _lock = threading.Lock()
 _state: dict[str, object] = {"tried": False, "loaded": False, "reason": "not loaded yet", "logged": False}
@@ -31,7 +47,7 @@ _backend: list[str] = []
 def _initial_backend() -> str:
     value = os.environ.get(ENV_BACKEND, "auto").strip().lower() or "auto"
     if value not in _VALID:
-        raise ValueError(f"{ENV_BACKEND}={value!r} is not one of {', '.join(_VALID)}")
+        raise InvalidArgumentError(f"{ENV_BACKEND}={value!r} is not one of {', '.join(_VALID)}")
     return value
 
 
@@ -45,9 +61,9 @@ def get_backend() -> str:
 def set_backend(backend: Backend) -> None:
     """Choose the op backend for this process (also settable with ``YOLACTPP_OPS``)."""
     if backend not in _VALID:
-        raise ValueError(f"backend must be one of {', '.join(_VALID)}, got {backend!r}")
+        raise InvalidArgumentError(f"backend must be one of {', '.join(_VALID)}, got {backend!r}")
     if backend == "native" and not native_available():
-        raise RuntimeError(f"the native yolactpp ops are not available: {_state['reason']}")
+        raise OpsUnavailableError(f"the native yolactpp ops are not available: {_state['reason']}")
     get_backend()
     _backend[0] = backend
 
@@ -117,7 +133,7 @@ def _decide(op: str, device: str) -> bool:
         return False
     available = _has_kernel(op, device)
     if backend == "native" and not available:
-        raise RuntimeError(
+        raise OpsUnavailableError(
             f"backend 'native' was requested but yolactpp::{op} has no {device} kernel: {_state['reason']}"
         )
     if not _state["logged"]:
