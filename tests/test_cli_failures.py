@@ -81,7 +81,8 @@ def test_ctrl_c_still_writes_predictions_json(inputs: dict[str, Path], capsys, m
     code, _, err = _run(capsys, inputs["good"], second, "-o", inputs["out"])
     assert code == 130
     assert err == [
-        f"yolactpp predict: interrupted after 1 of 2 images; {inputs['out'] / 'predictions.json'} holds the finished ones",
+        f"yolactpp predict: interrupted after 1 of 2 images; {inputs['out'] / 'predictions.json'} holds the "
+        "finished ones",
         "yolactpp: interrupted",
     ]
     records = json.loads((inputs["out"] / "predictions.json").read_text())

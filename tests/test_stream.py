@@ -52,7 +52,9 @@ def test_iter_predict_checks_arguments_before_reading(v1_model) -> None:
         v1_model.predict(never())
 
 
-def test_iter_predict_goes_on_past_bad_items_when_asked(v1_model, square_path: Path, square_det, tmp_path: Path) -> None:
+def test_iter_predict_goes_on_past_bad_items_when_asked(
+    v1_model, square_path: Path, square_det, tmp_path: Path
+) -> None:
     from yolactpp import InvalidImageError, PredictionFailure, YolactppWarning
 
     bad = tmp_path / "corrupt.png"

@@ -39,7 +39,7 @@ def test_conversion_refuses_a_model_predicting_in_another_thread(v1_model, monke
     def predict() -> None:
         try:
             v1_model.predict(np.zeros((16, 16, 3), np.uint8))
-        except BaseException as exc:  # noqa: BLE001  (handed to the main thread)
+        except BaseException as exc:  # handed to the main thread
             outcome.append(exc)
 
     worker = threading.Thread(target=predict)

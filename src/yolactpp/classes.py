@@ -57,7 +57,9 @@ def resolve_class_ids(classes: str | int | Iterable[str | int], names: Sequence[
         try:
             value = operator.index(item)
         except TypeError:
-            raise InvalidArgumentTypeError(f"class must be a name or an integer id, got {type(item).__name__}") from None
+            raise InvalidArgumentTypeError(
+                f"class must be a name or an integer id, got {type(item).__name__}"
+            ) from None
         if 0 <= value < len(names):
             ids.add(value)
         else:

@@ -129,8 +129,10 @@ def to_coco_results(
     cat_of_label = resolve_category_ids(detections.names, category_ids)
     if len(detections) == 0:
         return []
-    labels = detections.labels.cpu().numpy()
-    xywh = integer_xywh(detections.boxes.detach().cpu().double().numpy())
+    from yolactpp.results import _to_numpy  # tensors or numpy arrays (exported models) alike
+
+    labels = _to_numpy(detections.labels)
+    xywh = integer_xywh(_to_numpy(detections.boxes).astype(np.float64))
     keep = np.array([cat_of_label[label] is not None for label in labels], dtype=bool)
     if skip_empty:
         keep &= (xywh[:, 2] * xywh[:, 3]) > 0
@@ -138,8 +140,8 @@ def to_coco_results(
     if index.size == 0:
         return []
     score_source = detections.box_scores if kind == "bbox" else detections.scores
-    scores = score_source.detach().cpu().double().numpy()
-    rles = encode_masks_rle(detections[index.tolist()].masks.cpu().numpy()) if kind != "bbox" else None
+    scores = _to_numpy(score_source).astype(np.float64)
+    rles = encode_masks_rle(_to_numpy(detections[index.tolist()].masks)) if kind != "bbox" else None
     records = []
     for j, i in enumerate(index):
         record: dict[str, Any] = {"image_id": image_id, "category_id": cat_of_label[labels[i]]}

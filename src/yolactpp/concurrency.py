@@ -11,8 +11,8 @@ inside (or, worse, mix old and new weights).
 from __future__ import annotations
 
 import threading
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 from yolactpp.errors import YolactppError
 

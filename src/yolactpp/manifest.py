@@ -20,7 +20,15 @@ from typing import Any
 from yolactpp.errors import YolactppError
 from yolactpp.registry import UnknownModelError, list_models
 
-__all__ = ["ManifestEntry", "ManifestError", "Metrics", "ReleaseChecksum", "get_entry", "load_manifest", "parse_manifest"]
+__all__ = [
+    "ManifestEntry",
+    "ManifestError",
+    "Metrics",
+    "ReleaseChecksum",
+    "get_entry",
+    "load_manifest",
+    "parse_manifest",
+]
 
 MANIFEST_FORMAT_VERSION = 1
 _MANIFEST_RESOURCE = "weights_manifest.json"
@@ -169,7 +177,7 @@ def _parse_entry(name: str, data: Any) -> ManifestEntry:
 
 
 def parse_manifest(data: Mapping[str, Any]) -> dict[str, ManifestEntry]:
-    """Validate a decoded ``weights_manifest.json``; unknown or missing fields raise :class:`ManifestError` (a ``ValueError``)."""
+    """Validate a decoded ``weights_manifest.json``; unknown or missing fields raise :class:`ManifestError`."""
     top = _check_fields("weights manifest", data, {"format_version", "models"}, frozenset({"about"}))
     if top["format_version"] != MANIFEST_FORMAT_VERSION:
         raise ManifestError(

@@ -71,7 +71,8 @@ def load_pretrained(
     if isinstance(name_or_path, str) and _URL.match(name_or_path):
         raise InvalidArgumentError(
             f"{name_or_path} is a URL; from_pretrained does not download URLs: download the file and pass its "
-            "path, or pass a published model name (listed by `yolactpp models`) or an 'owner/name' Hugging Face Hub repo"
+            "path, or pass a published model name (listed by `yolactpp models`) or an 'owner/name' Hugging Face "
+            "Hub repo"
         )
     path = Path(name_or_path)
     if path.is_file():

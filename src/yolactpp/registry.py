@@ -116,7 +116,9 @@ def _load_entry_points(group: str, table: dict[str, Callable[..., object]], kind
             obj = ep.load()  # a module registers through its decorators; a callable is the factory
             if callable(obj):
                 if ep.name in table and table[ep.name] is not obj:
-                    raise InvalidArgumentError(f"{kind} {ep.name!r} is already registered (by yolactpp or another plugin)")
+                    raise InvalidArgumentError(
+                        f"{kind} {ep.name!r} is already registered (by yolactpp or another plugin)"
+                    )
                 _register(table, kind, ep.name, obj, overwrite=False)
         except Exception as exc:  # a broken plugin must not break the library; it is retried on reload
             logger.warning("yolactpp: could not load %s plugin %r (%s): %s", kind, ep.name, ep.value, exc)
@@ -146,9 +148,11 @@ def _ensure_loaded() -> None:
     # that fail are logged, left out and tried again by reload_plugins().
     with _lock:
         _load_once("builtins", _load_builtins)
-        _load_once(MODEL_ENTRY_POINT_GROUP, lambda: _load_entry_points(MODEL_ENTRY_POINT_GROUP, _MODELS, "model"))
+        tables = _tables()
+        _load_once(MODEL_ENTRY_POINT_GROUP, lambda: _load_entry_points(MODEL_ENTRY_POINT_GROUP, tables["model"], "model"))
         _load_once(
-            BACKBONE_ENTRY_POINT_GROUP, lambda: _load_entry_points(BACKBONE_ENTRY_POINT_GROUP, _BACKBONES, "backbone")
+            BACKBONE_ENTRY_POINT_GROUP,
+            lambda: _load_entry_points(BACKBONE_ENTRY_POINT_GROUP, tables["backbone"], "backbone"),
         )
 
 

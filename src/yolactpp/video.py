@@ -32,7 +32,9 @@ def _av() -> Any:
     try:
         import av
     except ImportError:
-        raise MissingDependencyError("video support needs PyAV: pip install 'yolactpp[video]' (or pip install av)") from None
+        raise MissingDependencyError(
+            "video support needs PyAV: pip install 'yolactpp[video]' (or pip install av)"
+        ) from None
     return av
 
 

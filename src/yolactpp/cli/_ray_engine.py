@@ -16,9 +16,12 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
-from yolactpp.cli._common import IMAGE_SUFFIXES, CliError, collect_sources, is_video, next_run_dir, parse_classes
+from yolactpp.cli._common import IMAGE_SUFFIXES, CliError, collect_sources, is_video, next_run_dir, predict_options
+
+if TYPE_CHECKING:
+    from yolactpp.predict_options import PredictOptions
 
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 #: Ray uses the loopback address as the node address when this is "0" (a one-machine cluster).
@@ -71,13 +74,13 @@ def _ray_session(address: str | None, quiet: bool) -> Iterator[None]:
         ray.shutdown()
 
 
-def _check_model(args: argparse.Namespace, options: dict[str, Any]) -> None:
+def _check_model(args: argparse.Namespace, options: PredictOptions) -> None:
     """Load the model and check the options here, before any actor starts: a bad checkpoint, config
     or class name then raises its own error type (one line, exit 2) instead of killing the actors,
     and any error the actors still raise is a bug (traceback)."""
     from yolactpp.model import YolactPP
 
-    YolactPP.from_pretrained(args.model, config=args.config).predict([], **options)
+    YolactPP.from_pretrained(args.model, config=args.config).predict([], options)
 
 
 def _write_parquet_file(results: Any, path: Path) -> tuple[int, list[tuple[str, str]], int]:
@@ -113,9 +116,7 @@ def run(args: argparse.Namespace) -> int:
         raise CliError("--max-image-pixels applies to --engine local only (Ray actors keep Pillow's limit)")
     sources = _sources(args.sources)
     output = _output(args)
-    options: dict[str, Any] = {"score_threshold": args.score_threshold, "classes": parse_classes(args.classes)}
-    if args.max_detections is not None:
-        options["max_detections"] = args.max_detections
+    options = predict_options(args)
     device = args.device
     num_gpus = 1 if device is not None and device.startswith("cuda") else 0
     start = time.perf_counter()
@@ -135,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
             config=args.config,
             device=device,
             dtype=args.dtype,
-            **options,
+            options=options,
         )
         if output.endswith(".parquet") and not _URI.match(output):
             summary: tuple[int, list[tuple[str, str]], int] | None = _write_parquet_file(results, Path(output))
