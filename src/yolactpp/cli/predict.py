@@ -18,7 +18,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from yolactpp.cli._common import (
     CliError,
@@ -27,11 +27,14 @@ from yolactpp.cli._common import (
     is_video,
     load_model,
     next_run_dir,
-    parse_classes,
     positive_int,
+    predict_options,
     unique_stem,
     unit_float,
 )
+
+if TYPE_CHECKING:
+    from yolactpp.predict_options import PredictOptions
 
 NAME = "predict"
 ENGINES = ("local", "ray")
@@ -100,10 +103,10 @@ def _progress(iterable: Any, total: int | None, unit: str, desc: str | None, ena
     return tqdm(iterable, total=total, unit=unit, desc=desc, disable=not enabled, file=sys.stderr, leave=False)
 
 
-def _run_images(model: Any, paths: list[Path], names: list[str], out: Path, args: argparse.Namespace, options: dict[str, Any]) -> None:
+def _run_images(model: Any, paths: list[Path], names: list[str], out: Path, args: argparse.Namespace, options: PredictOptions) -> None:
     from tqdm import tqdm
 
-    stream = model.iter_predict((str(p) for p in paths), batch_size=args.batch_size, **options)
+    stream = model.iter_predict((str(p) for p in paths), batch_size=args.batch_size, options=options)
     bar = _progress(stream, len(paths), "image", None, enabled=not args.quiet and len(paths) > 1)
     records: list[dict[str, Any]] = []
     for position, (path, name, det) in enumerate(zip(paths, names, bar), start=1):
@@ -120,14 +123,14 @@ def _run_images(model: Any, paths: list[Path], names: list[str], out: Path, args
     (out / "predictions.json").write_text(json.dumps(records))
 
 
-def _run_video(model: Any, path: Path, name: str, out: Path, args: argparse.Namespace, options: dict[str, Any]) -> int:
+def _run_video(model: Any, path: Path, name: str, out: Path, args: argparse.Namespace, options: PredictOptions) -> int:
     import numpy as np
 
     from yolactpp.video import VideoWriter, probe_video, read_frames
 
     info = probe_video(path)
     writer = None if args.no_plot else VideoWriter(out / f"{name}.mp4", info.fps, info.width, info.height)
-    stream = model.iter_predict(read_frames(path), batch_size=args.batch_size, **options)
+    stream = model.iter_predict(read_frames(path), batch_size=args.batch_size, options=options)
     bar = _progress(stream, info.frames, "frame", path.name, enabled=not args.quiet)
     frames = 0
     try:
@@ -161,10 +164,8 @@ def run(args: argparse.Namespace) -> int:
     if videos and importlib.util.find_spec("av") is None:
         raise CliError("video input needs PyAV: pip install 'yolactpp[video]' (or pip install av)")
     model = load_model(args)
-    options: dict[str, Any] = {"score_threshold": args.score_threshold, "classes": parse_classes(args.classes)}
-    if args.max_detections is not None:
-        options["max_detections"] = args.max_detections
-    model.iter_predict([], **options)  # validates the options (e.g. class names) before any output
+    options = predict_options(args)
+    model.iter_predict([], options=options)  # checks the class names against the model before any output
 
     out = Path(args.output) if args.output is not None else next_run_dir(Path("runs"), "predict")
     out.mkdir(parents=True, exist_ok=True)
