@@ -6,7 +6,7 @@ import itertools
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence, overload
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence, overload
 
 import torch
 from torch import nn
@@ -26,6 +26,9 @@ from yolactpp.postprocess import assemble_masks, boxes_to_pixels, mask_iou_score
 from yolactpp.preprocess import ImageInput, preprocess, to_rgb_array
 from yolactpp.registry import get_model_config
 from yolactpp.results import Detections
+
+if TYPE_CHECKING:
+    from yolactpp.tracking import Tracker
 
 __all__ = ["YolactPP"]
 
@@ -292,7 +295,7 @@ class YolactPP(nn.Module):
         return f"config={self.config.name!r}"
 
     def iter_predict(
-        self, images: Iterable[ImageInput], batch_size: int = 1, **kwargs: Any
+        self, images: Iterable[ImageInput], batch_size: int = 1, *, track: "bool | Tracker" = False, **kwargs: Any
     ) -> Iterator[Detections]:
         """Predict over any iterable of images (a list, a generator, video frames), lazily.
 
@@ -300,11 +303,24 @@ class YolactPP(nn.Module):
         differ) and yielded one :class:`Detections` per image, in input order, so an endless
         stream works in constant memory. ``kwargs`` are :meth:`predict`'s; they and
         ``batch_size`` are checked here, before the first image is read.
+
+        ``track=True`` treats the images as consecutive frames of one video and gives every
+        detection a ``track_id`` (ByteTrack, the ``track`` extra); pass a
+        :class:`yolactpp.tracking.Tracker` instead to choose its settings (e.g. the frame rate).
         """
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
         options = self._prediction_options(**kwargs)
-        return self._iter_batches(iter(images), batch_size, options)
+        stream = self._iter_batches(iter(images), batch_size, options)
+        if track is False:
+            return stream
+        from yolactpp.tracking import Tracker
+
+        if track is True:
+            track = Tracker()
+        elif not isinstance(track, Tracker):
+            raise TypeError(f"track must be True, False or a yolactpp.tracking.Tracker, got {type(track).__name__}")
+        return map(track.update, stream)
 
     def _iter_batches(self, images: Iterator[ImageInput], batch_size: int, options: _Options) -> Iterator[Detections]:
         while True:
