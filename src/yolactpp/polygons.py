@@ -55,7 +55,7 @@ def mask_to_polygons(mask: np.ndarray, tolerance: float = 1.0) -> list[np.ndarra
     window = mask[top : int(rows[-1]) + 1, left : int(cols[-1]) + 1].astype(bool)
     padded = np.pad(window, 1).astype(np.float32)
     origin = np.array([left - 0.5, top - 0.5])  # padded pixel centres -> image pixel edges
-    points, offsets = contourpy.contour_generator(z=padded, fill_type="OuterOffset").filled(0.5, 2.0)
+    points, offsets = contourpy.contour_generator(z=padded, name="serial", fill_type="OuterOffset").filled(0.5, 2.0)
     outlines = []
     for part, starts in zip(points, offsets):
         outer = part[starts[0] : starts[1]] + origin

@@ -371,7 +371,7 @@ class Detections:
             "y1": boxes[:, 1],
             "x2": boxes[:, 2],
             "y2": boxes[:, 3],
-            "area": arrays.masks.reshape(n, -1).sum(axis=1).astype(np.int64),
+            "area": arrays.masks.sum(axis=(1, 2)).astype(np.int64),
         }
         if arrays.track_ids is not None:
             columns["track_id"] = pd.array([int(t) if t >= 0 else None for t in arrays.track_ids], dtype="Int64")
