@@ -4,6 +4,9 @@ A live source does not wait for the model: a background thread decodes frames as
 and keeps only the newest one. The consumer always gets the most recent frame; frames replaced
 before the consumer took them are *dropped* (counted in :attr:`LiveStream.dropped`), so a slow
 model falls behind in frame rate, never in latency or memory.
+
+A source that can deliver faster than real time (a recorded HLS playlist, a file served as a
+stream) is paced to its timestamps, so it behaves as it would live.
 """
 
 from __future__ import annotations
@@ -128,6 +131,9 @@ class LiveStream:
                 if frame.time is not None:
                     start_pts = frame.time if start_pts is None else start_pts
                     stamp = float(frame.time - start_pts)
+                    ahead = stamp - (time.monotonic() - start_wall)
+                    if ahead > 0 and self._stop.wait(min(ahead, 1.0)):
+                        break
                 else:
                     stamp = time.monotonic() - start_wall
                 item = LiveFrame(upright_array(frame), self.delivered, stamp)

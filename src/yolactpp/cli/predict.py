@@ -251,16 +251,18 @@ def _run_video(model: Any, source: str, name: str, out: Path, args: argparse.Nam
 
     from yolactpp.video import VideoWriter
 
-    frames = _Frames(source, args)
-    writer = None
-    tables: list[Any] = []
-    done = 0
-    interrupted = False
     track: Any = False
     if args.track:
         from yolactpp.tracking import Tracker
 
+        track = Tracker()  # made before a live source opens, so no frame waits for the import
+    frames = _Frames(source, args)
+    if args.track:
         track = Tracker(frame_rate=float(frames.fps))
+    writer = None
+    tables: list[Any] = []
+    done = 0
+    interrupted = False
     stream = model.iter_predict(frames.images(), batch_size=args.batch_size, track=track, **options)
     unit_name = Path(source).name if frames.live is None else source
     bar = _progress(stream, frames.total, "frame", unit_name, enabled=not args.quiet)
