@@ -322,6 +322,10 @@ def run(args: argparse.Namespace) -> int:
     if args.engine == "ray":
         from yolactpp.cli import _ray_engine
 
+        for flag in ("track", "save_polygons", "save_csv", "max_frames", "duration"):
+            if getattr(args, flag) not in (None, False):
+                raise CliError(f"--{flag.replace('_', '-')} applies to --engine local only")
+
         return _ray_engine.run(args)
     for name in _RAY_ONLY:
         if getattr(args, name) is not None:
