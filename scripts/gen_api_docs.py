@@ -20,6 +20,7 @@ OUTPUT = Path(__file__).resolve().parent.parent / "docs" / "api.md"
 #: (module, public names in reading order; None = the module's ``__all__``).
 SECTIONS: tuple[tuple[str, tuple[str, ...] | None], ...] = (
     ("yolactpp.model", ("YolactPP",)),
+    ("yolactpp.predict_options", ("PredictOptions", "InvalidOptionError", "OptionTypeError")),
     ("yolactpp.results", ("Detections", "DetectionArrays")),
     ("yolactpp.classes", ("COCO_CLASSES", "COCO_CATEGORY_IDS", "resolve_class_ids")),
     ("yolactpp.coco", None),

@@ -134,8 +134,10 @@ def to_coco_results(
     cat_of_label = resolve_category_ids(detections.names, category_ids)
     if len(detections) == 0:
         return []
-    labels = detections.labels.cpu().numpy()
-    xywh = integer_xywh(detections.boxes.detach().cpu().double().numpy())
+    from yolactpp.results import _to_numpy  # tensors or numpy arrays (exported models) alike
+
+    labels = _to_numpy(detections.labels)
+    xywh = integer_xywh(_to_numpy(detections.boxes).astype(np.float64))
     keep = np.array([cat_of_label[label] is not None for label in labels], dtype=bool)
     if skip_empty:
         keep &= (xywh[:, 2] * xywh[:, 3]) > 0
@@ -143,11 +145,10 @@ def to_coco_results(
     if index.size == 0:
         return []
     score_source = detections.box_scores if kind == "bbox" else detections.scores
-    scores = score_source.detach().cpu().double().numpy()
+    scores = _to_numpy(score_source).astype(np.float64)
     segmentations: list[Any] | None = None
     if kind != "bbox":
-        masks = detections[index.tolist()].numpy().masks
-        assert masks is not None
+        masks = _to_numpy(detections[index.tolist()].masks)
         segmentations = list(encode_masks_rle(masks))
         if polygons:
             from yolactpp.polygons import mask_to_polygons, polygons_to_coco

@@ -6,16 +6,15 @@ import json
 import operator
 import os
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import numpy as np
-import torch
-
-from yolactpp.postprocess import upsample_masks
 
 if TYPE_CHECKING:
+    import torch
     from PIL import Image
 
     from yolactpp.coco import CategoryIds, RecordKind
@@ -48,11 +47,21 @@ class DetectionArrays:
         return [self.names[i] for i in self.labels.tolist()]
 
 
-def _to_numpy(t: torch.Tensor) -> np.ndarray:
+def _to_numpy(t: torch.Tensor | np.ndarray) -> np.ndarray:
+    if isinstance(t, np.ndarray):
+        return t
+    import torch
+
     t = t.detach().cpu()
     if t.dtype in (torch.bfloat16, torch.float16):
         t = t.float()
     return t.numpy()
+
+
+def _is_tensor(value: object) -> bool:
+    """Whether ``value`` is a torch tensor (without importing torch when nothing did yet)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(value, torch.Tensor)
 
 
 def _safe_name(name: str) -> str:
@@ -79,6 +88,10 @@ class Detections:
       as a track yet), or ``None`` when not tracked (see ``iter_predict(..., track=True)``).
 
     Index with an int, slice, bool tensor or index list to select detections; every field follows.
+
+    Detections from an exported model run without torch (:mod:`yolactpp.export`) hold numpy
+    arrays in these fields instead of tensors (on the CPU); everything else works the same, and
+    torch is then never imported.
     """
 
     def __init__(
@@ -128,11 +141,25 @@ class Detections:
         return [self.names[i] for i in self.labels.tolist()]
 
     @property
+    def _numpy_backed(self) -> bool:
+        """Whether the fields are numpy arrays (detections of an exported model run without torch)."""
+        return isinstance(self.scores, np.ndarray)
+
+    def _upsample(self, height: int, width: int) -> Any:
+        if self._numpy_backed:
+            from yolactpp.numpy_ops import upsample_masks as upsample_numpy
+
+            return upsample_numpy(self.soft_masks, height, width)
+        from yolactpp.postprocess import upsample_masks
+
+        return upsample_masks(self.soft_masks, height, width)
+
+    @property
     def masks(self) -> torch.Tensor:
         """Binary masks ``[N, H, W]`` at the original image size (computed once, then cached)."""
         if self._masks is None:
             h, w = self.image_size
-            self._masks = upsample_masks(self.soft_masks, h, w)
+            self._masks = self._upsample(h, w)
         return self._masks
 
     def masks_at(self, height: int, width: int) -> torch.Tensor:
@@ -141,7 +168,7 @@ class Detections:
             raise ValueError(f"mask size must be positive, got {height} x {width}")
         if (height, width) == self.image_size:
             return self.masks
-        return upsample_masks(self.soft_masks, int(height), int(width))
+        return self._upsample(int(height), int(width))
 
     def _replace(self, **fields: Any) -> "Detections":
         current = dict(
@@ -163,12 +190,20 @@ class Detections:
 
     def __getitem__(self, index: int | slice | torch.Tensor | np.ndarray | Sequence[int]) -> "Detections":
         """Select detections by int, slice, bool mask or index list; every field follows."""
-        if not isinstance(index, (slice, torch.Tensor, np.ndarray, list, tuple)) and hasattr(index, "__index__"):
+        if not isinstance(index, (slice, np.ndarray, list, tuple)) and not _is_tensor(index) and hasattr(index, "__index__"):
             i = operator.index(index)
             if not -len(self) <= i < len(self):
                 raise IndexError(f"detection index {i} out of range for {len(self)} detections")
             index = slice(i, i + 1 if i != -1 else None)
+        elif self._numpy_backed and not isinstance(index, slice):
+            index = np.asarray(_to_numpy(index) if _is_tensor(index) else index)
+            if index.dtype == np.bool_ and index.shape != self.scores.shape:
+                raise IndexError(f"boolean index of shape {tuple(index.shape)} for {len(self)} detections")
+            if index.dtype != np.bool_:
+                index = index.astype(np.int64).reshape(-1)
         elif not isinstance(index, slice):
+            import torch
+
             index = torch.as_tensor(index, device=self.scores.device)
             if index.dtype == torch.bool and index.shape != self.scores.shape:
                 raise IndexError(f"boolean index of shape {tuple(index.shape)} for {len(self)} detections")
@@ -195,6 +230,10 @@ class Detections:
 
     def to(self, device: torch.device | str) -> "Detections":
         """A copy with every tensor on ``device``."""
+        if self._numpy_backed:
+            if str(device) != "cpu":
+                raise ValueError(f"these detections hold numpy arrays (CPU only); cannot move them to {device}")
+            return self._replace()
 
         def move(t: torch.Tensor | None) -> torch.Tensor | None:
             return None if t is None else t.to(device)
@@ -217,6 +256,15 @@ class Detections:
         Unknown class names raise ``ValueError`` listing the valid ones.
         """
         from yolactpp.classes import resolve_class_ids
+
+        if self._numpy_backed:
+            keep_np = np.ones(len(self), dtype=bool)
+            if classes is not None:
+                keep_np &= np.isin(self.labels, resolve_class_ids(classes, self.names))
+            if min_score is not None:
+                keep_np &= self.scores >= min_score
+            return self[keep_np]
+        import torch
 
         keep = torch.ones(len(self), dtype=torch.bool, device=self.scores.device)
         if classes is not None:

@@ -11,9 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import torch
 
-from yolactpp.results import Detections
+from yolactpp.results import Detections, _is_tensor
 
 __all__ = ["Tracker"]
 
@@ -57,6 +56,10 @@ class Tracker:
         ids = np.full(n, -1, dtype=np.int64)
         if len(tracked):
             ids[np.asarray(tracked.data["index"], dtype=np.int64)] = np.asarray(tracked.tracker_id, dtype=np.int64)
+        if not _is_tensor(detections.scores):  # numpy-backed detections (an exported, torch-free model)
+            return detections._replace(track_ids=ids)
+        import torch
+
         return detections._replace(track_ids=torch.from_numpy(ids).to(detections.scores.device))
 
     def reset(self) -> None:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Callable, NoReturn
 
 if TYPE_CHECKING:
     from yolactpp.model import YolactPP
+    from yolactpp.predict_options import PredictOptions
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")  # = yolactpp.video.VIDEO_SUFFIXES (no av import here)
@@ -150,6 +151,18 @@ def parse_classes(values: list[str] | None) -> list[str | int] | None:
             if part:
                 out.append(int(part) if part.isdigit() else part)
     return out or None
+
+
+def predict_options(args: argparse.Namespace) -> "PredictOptions":
+    """The :class:`PredictOptions` of ``--score-threshold``, ``--classes`` and ``--max-detections``
+    (built once, for whichever engine runs them)."""
+    from yolactpp.predict_options import PredictOptions
+
+    return PredictOptions(
+        score_threshold=args.score_threshold,
+        max_detections=args.max_detections,
+        classes=parse_classes(args.classes),
+    )
 
 
 # -- inputs and outputs ----------------------------------------------------------------------------

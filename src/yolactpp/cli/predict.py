@@ -25,7 +25,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from yolactpp.cli._common import (
     CliError,
@@ -34,12 +34,15 @@ from yolactpp.cli._common import (
     is_video,
     load_model,
     next_run_dir,
-    parse_classes,
     positive_float,
     positive_int,
+    predict_options,
     unique_stem,
     unit_float,
 )
+
+if TYPE_CHECKING:
+    from yolactpp.predict_options import PredictOptions
 
 NAME = "predict"
 ENGINES = ("local", "ray")
@@ -129,10 +132,10 @@ def _progress(iterable: Any, total: int | None, unit: str, desc: str | None, ena
     return tqdm(iterable, total=total, unit=unit, desc=desc, disable=not enabled, file=sys.stderr, leave=False)
 
 
-def _run_images(model: Any, paths: list[Path], names: list[str], out: Path, args: argparse.Namespace, options: dict[str, Any]) -> None:
+def _run_images(model: Any, paths: list[Path], names: list[str], out: Path, args: argparse.Namespace, options: PredictOptions) -> None:
     from tqdm import tqdm
 
-    stream = model.iter_predict((str(p) for p in paths), batch_size=args.batch_size, **options)
+    stream = model.iter_predict((str(p) for p in paths), batch_size=args.batch_size, options=options)
     bar = _progress(stream, len(paths), "image", None, enabled=not args.quiet and len(paths) > 1)
     records: list[dict[str, Any]] = []
     dataset = _CocoDataset() if args.save_polygons else None
@@ -245,7 +248,7 @@ class _Frames:
             self.live.close()
 
 
-def _run_video(model: Any, source: str, name: str, out: Path, args: argparse.Namespace, options: dict[str, Any]) -> bool:
+def _run_video(model: Any, source: str, name: str, out: Path, args: argparse.Namespace, options: PredictOptions) -> bool:
     """Predict every frame of a video or live source; returns False when Ctrl-C stopped it."""
     import numpy as np
 
@@ -263,7 +266,7 @@ def _run_video(model: Any, source: str, name: str, out: Path, args: argparse.Nam
     tables: list[Any] = []
     done = 0
     interrupted = False
-    stream = model.iter_predict(frames.images(), batch_size=args.batch_size, track=track, **options)
+    stream = model.iter_predict(frames.images(), batch_size=args.batch_size, options=options, track=track)
     unit_name = Path(source).name if frames.live is None else source
     bar = _progress(stream, frames.total, "frame", unit_name, enabled=not args.quiet)
     try:
@@ -347,10 +350,8 @@ def run(args: argparse.Namespace) -> int:
         if flag and importlib.util.find_spec(module) is None:
             raise CliError(f"this option needs {module}: pip install 'yolactpp[{extra}]'")
     model = load_model(args)
-    options: dict[str, Any] = {"score_threshold": args.score_threshold, "classes": parse_classes(args.classes)}
-    if args.max_detections is not None:
-        options["max_detections"] = args.max_detections
-    model.iter_predict([], **options)  # validates the options (e.g. class names) before any output
+    options = predict_options(args)
+    model.iter_predict([], options=options)  # checks the class names against the model before any output
 
     out = Path(args.output) if args.output is not None else next_run_dir(Path("runs"), "predict")
     out.mkdir(parents=True, exist_ok=True)
