@@ -108,7 +108,7 @@ class Detections:
         masks: torch.Tensor | None = None,
         image: np.ndarray | None = None,
         path: str | os.PathLike[str] | None = None,
-        track_ids: torch.Tensor | None = None,
+        track_ids: torch.Tensor | np.ndarray | None = None,
     ) -> None:
         n = int(scores.shape[0])
         for name, t in (("boxes", boxes), ("labels", labels), ("soft_masks", soft_masks), ("track_ids", track_ids)):

@@ -339,6 +339,10 @@ def run(args: argparse.Namespace) -> int:
     images = [p for p in sources if not is_video(p)]
     if (videos or live) and importlib.util.find_spec("av") is None:
         raise CliError("video input needs PyAV: pip install 'yolactpp[video]' (or pip install av)")
+    for source in live:  # a missing camera is named before the model loads
+        device = f"/dev/video{source.strip()}" if source.strip().isdigit() else source.strip()
+        if sys.platform.startswith("linux") and device.startswith("/dev/") and not Path(device).exists():
+            raise CliError(f"no webcam {source}: {device} does not exist")
     if args.track and not (videos or live):
         raise CliError("--track applies to videos and live sources")
     for flag, module, extra in (
