@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence, overload
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence, overload
 
 import torch
 from torch import nn
@@ -25,6 +25,9 @@ from yolactpp.predict_options import PredictOptions, ResolvedOptions
 from yolactpp.preprocess import ImageInput, preprocess, to_rgb_array
 from yolactpp.registry import get_model_config
 from yolactpp.results import Detections
+
+if TYPE_CHECKING:
+    from yolactpp.tracking import Tracker
 
 __all__ = ["YolactPP"]
 
@@ -267,6 +270,8 @@ class YolactPP(nn.Module):
         images: Iterable[ImageInput],
         batch_size: int = 1,
         options: PredictOptions | None = None,
+        *,
+        track: "bool | Tracker" = False,
         **kwargs: Any,
     ) -> Iterator[Detections]:
         """Predict over any iterable of images (a list, a generator, video frames), lazily.
@@ -275,11 +280,24 @@ class YolactPP(nn.Module):
         differ) and yielded one :class:`Detections` per image, in input order, so an endless
         stream works in constant memory. ``options`` and ``kwargs`` are :meth:`predict`'s; they
         and ``batch_size`` are checked here, before the first image is read.
+
+        ``track=True`` treats the images as consecutive frames of one video and gives every
+        detection a ``track_id`` (ByteTrack, the ``track`` extra); pass a
+        :class:`yolactpp.tracking.Tracker` instead to choose its settings (e.g. the frame rate).
         """
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
         resolved = self._resolve_options(options, kwargs)
-        return self._iter_batches(iter(images), batch_size, resolved)
+        stream = self._iter_batches(iter(images), batch_size, resolved)
+        if track is False:
+            return stream
+        from yolactpp.tracking import Tracker
+
+        if track is True:
+            track = Tracker()
+        elif not isinstance(track, Tracker):
+            raise TypeError(f"track must be True, False or a yolactpp.tracking.Tracker, got {type(track).__name__}")
+        return map(track.update, stream)
 
     def _iter_batches(self, images: Iterator[ImageInput], batch_size: int, options: ResolvedOptions) -> Iterator[Detections]:
         while True:

@@ -69,6 +69,16 @@ positive_int = _int_at_least(1)
 non_negative_int = _int_at_least(0)
 
 
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
 def unit_float(text: str) -> float:
     try:
         value = float(text)
