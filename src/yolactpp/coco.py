@@ -116,6 +116,8 @@ def to_coco_results(
     *,
     kind: RecordKind = "both",
     skip_empty: bool = True,
+    polygons: bool = False,
+    tolerance: float = 1.0,
 ) -> list[dict[str, Any]]:
     """COCO result records of one image's detections (see the module notes for conventions).
 
@@ -123,6 +125,10 @@ def to_coco_results(
     (``box_scores``), ``kind="segm"`` mask records scored with the final score, as the original's
     two result files do (the scores differ for YOLACT++ only); ``"both"`` writes one record per
     detection with ``bbox`` and ``segmentation`` and the final score.
+
+    ``polygons=True`` writes ``segmentation`` as COCO polygons (flat ``[x1, y1, x2, y2, ...]``
+    lists, see :mod:`yolactpp.polygons`, simplified within ``tolerance`` pixels) instead of RLE; a
+    mask too small to outline keeps its RLE.
     """
     if kind not in ("both", "bbox", "segm"):
         raise InvalidArgumentError(f"kind must be 'both', 'bbox' or 'segm', got {kind!r}")
@@ -141,14 +147,24 @@ def to_coco_results(
         return []
     score_source = detections.box_scores if kind == "bbox" else detections.scores
     scores = _to_numpy(score_source).astype(np.float64)
-    rles = encode_masks_rle(_to_numpy(detections[index.tolist()].masks)) if kind != "bbox" else None
+    segmentations: list[Any] | None = None
+    if kind != "bbox":
+        masks = _to_numpy(detections[index.tolist()].masks)
+        segmentations = list(encode_masks_rle(masks))
+        if polygons:
+            from yolactpp.polygons import mask_to_polygons, polygons_to_coco
+
+            for j, mask in enumerate(masks):
+                outlines = polygons_to_coco(mask_to_polygons(mask, tolerance))
+                if outlines:
+                    segmentations[j] = outlines
     records = []
     for j, i in enumerate(index):
         record: dict[str, Any] = {"image_id": image_id, "category_id": cat_of_label[labels[i]]}
         if kind != "segm":
             record["bbox"] = [float(v) for v in xywh[i]]
-        if rles is not None:
-            record["segmentation"] = rles[j]
+        if segmentations is not None:
+            record["segmentation"] = segmentations[j]
         record["score"] = float(scores[i])
         records.append(record)
     return records

@@ -6,7 +6,7 @@ import itertools
 import os
 import warnings
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Literal, Sequence, overload
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Literal, Sequence, overload
 
 import torch
 from torch import nn
@@ -35,6 +35,9 @@ from yolactpp.predict_options import PredictOptions, ResolvedOptions
 from yolactpp.preprocess import ImageInput, preprocess, to_rgb_array
 from yolactpp.registry import get_model_config
 from yolactpp.results import Detections
+
+if TYPE_CHECKING:
+    from yolactpp.tracking import Tracker
 
 __all__ = ["YolactPP"]
 
@@ -276,6 +279,22 @@ class YolactPP(nn.Module):
             result = result[result.scores > score_threshold]
         return result
 
+    def export(self, path: str | os.PathLike[str], format: str = "onnx", **kwargs: Any) -> Path:
+        """Export the whole model (network through detection, masks and re-scoring) to one file.
+
+        ``format="onnx"``: standard ONNX ops, runs on onnxruntime without torch
+        (:func:`yolactpp.export.export_onnx`; ``opset``, ``dtype``, ``max_detections``, ``top_k``).
+        ``format="pt2"``: a torch.export + AOTInductor package
+        (:func:`yolactpp.export.export_pt2`). Load either with :func:`yolactpp.export.load_exported`.
+        """
+        from yolactpp import export as exporters
+
+        if format == "onnx":
+            return exporters.export_onnx(self, path, **kwargs)
+        if format == "pt2":
+            return exporters.export_pt2(self, path, **kwargs)
+        raise InvalidArgumentError(f"format must be 'onnx' or 'pt2', got {format!r}")
+
     def extra_repr(self) -> str:
         return f"config={self.config.name!r}"
 
@@ -286,6 +305,7 @@ class YolactPP(nn.Module):
         batch_size: int = 1,
         options: PredictOptions | None = None,
         *,
+        track: "bool | Tracker" = False,
         on_error: Literal["raise", "skip"] = "raise",
         **kwargs: Any,
     ) -> Iterator[Detections]: ...
@@ -297,6 +317,7 @@ class YolactPP(nn.Module):
         batch_size: int = 1,
         options: PredictOptions | None = None,
         *,
+        track: "bool | Tracker" = False,
         on_error: Literal["yield"],
         **kwargs: Any,
     ) -> Iterator[Detections | PredictionFailure]: ...
@@ -307,6 +328,7 @@ class YolactPP(nn.Module):
         batch_size: int = 1,
         options: PredictOptions | None = None,
         *,
+        track: "bool | Tracker" = False,
         on_error: OnError = "raise",
         **kwargs: Any,
     ) -> Iterator[Detections] | Iterator[Detections | PredictionFailure]:
@@ -325,13 +347,29 @@ class YolactPP(nn.Module):
         error) in its place, so results stay aligned with the inputs. The other items of its batch
         are predicted either way. Other exceptions (library bugs, out of memory, an error raised by
         the ``images`` iterator itself) always propagate.
+
+        ``track=True`` treats the images as consecutive frames of one video and gives every
+        detection a ``track_id`` (ByteTrack, the ``track`` extra); pass a
+        :class:`yolactpp.tracking.Tracker` instead to choose its settings (e.g. the frame rate).
         """
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise InvalidArgumentError(f"batch_size must be an integer >= 1, got {batch_size!r}")
         if on_error not in _ON_ERROR:
             raise InvalidArgumentError(f"on_error must be one of {', '.join(map(repr, _ON_ERROR))}, got {on_error!r}")
         resolved = self._resolve_options(options, kwargs)
-        return self._iter_batches(iter(images), batch_size, resolved, on_error)
+        stream = self._iter_batches(iter(images), batch_size, resolved, on_error)
+        if track is False:
+            return stream
+        from yolactpp.tracking import Tracker
+
+        if track is True:
+            track = Tracker()
+        elif not isinstance(track, Tracker):
+            raise InvalidArgumentTypeError(
+                f"track must be True, False or a yolactpp.tracking.Tracker, got {type(track).__name__}"
+            )
+        tracker = track
+        return (tracker.update(r) if isinstance(r, Detections) else r for r in stream)  # failures are not frames
 
     def _iter_batches(
         self, images: Iterator[ImageInput], batch_size: int, options: ResolvedOptions, on_error: OnError
