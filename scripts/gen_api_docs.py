@@ -20,11 +20,15 @@ OUTPUT = Path(__file__).resolve().parent.parent / "docs" / "api.md"
 #: (module, public names in reading order; None = the module's ``__all__``).
 SECTIONS: tuple[tuple[str, tuple[str, ...] | None], ...] = (
     ("yolactpp.model", ("YolactPP",)),
+    ("yolactpp.predict_options", ("PredictOptions", "InvalidOptionError", "OptionTypeError")),
     ("yolactpp.results", ("Detections", "DetectionArrays")),
     ("yolactpp.classes", ("COCO_CLASSES", "COCO_CATEGORY_IDS", "resolve_class_ids")),
     ("yolactpp.coco", None),
     ("yolactpp.plotting", None),
     ("yolactpp.video", None),
+    ("yolactpp.live", None),
+    ("yolactpp.tracking", None),
+    ("yolactpp.polygons", None),
     ("yolactpp.evaluate", None),
     ("yolactpp.benchmark", None),
     ("yolactpp.preprocess", ("load_image", "decode_image", "to_rgb_array", "InvalidImageError")),

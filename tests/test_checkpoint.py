@@ -73,6 +73,36 @@ def test_other_class_count_is_diagnosed(tmp_path) -> None:
         YolactPP.from_pretrained(path)
 
 
+EXTRA = "backbone.layers.0.0.conv4.weight"  # a name no key rule drops
+MISSING = "proto_net.0.bias"
+MISSHAPEN = "fpn.lat_layers.0.bias"
+
+
+@pytest.fixture(scope="module")
+def v1_state(checkpoint) -> dict[str, torch.Tensor]:
+    return torch.load(checkpoint("yolact_resnet50"), weights_only=True)
+
+
+@pytest.mark.parametrize("defects", [("extra",), ("extra", "missing", "misshapen")], ids=["extra", "all three"])
+def test_every_key_defect_of_an_original_file_is_named(v1_state, tmp_path, defects: tuple[str, ...]) -> None:
+    """Strict loading: a surplus key, a missing one and a mis-shaped tensor each fail, by name."""
+    state = dict(v1_state)
+    if "extra" in defects:
+        state[EXTRA] = torch.zeros(3)
+    if "missing" in defects:
+        del state[MISSING]
+    if "misshapen" in defects:
+        state[MISSHAPEN] = state[MISSHAPEN][:-1]
+    path = tmp_path / "yolact_resnet50_54_800000.pth"
+    torch.save(state, path)
+    with pytest.raises(CheckpointError) as info:
+        YolactPP.from_pretrained(path)
+    text = str(info.value)
+    assert f"1 unexpected key(s): {EXTRA}" in text
+    assert (f"1 missing key(s): {MISSING}" in text) == ("missing" in defects)
+    assert (f"1 shape mismatch(es): {MISSHAPEN} (checkpoint [255], model [256])" in text) == ("misshapen" in defects)
+
+
 def test_unknown_config_suggests_close_names(checkpoint) -> None:
     with pytest.raises(UnknownModelError, match="Did you mean 'yolact_resnet50'"):
         YolactPP.from_pretrained(checkpoint("yolact_resnet50"), config="yolact_resnet5")

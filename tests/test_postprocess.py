@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from yolactpp.postprocess import boxes_to_pixels, crop_masks, upsample_masks
+from yolactpp.postprocess import boxes_to_pixels, crop_masks, mask_iou_scores, upsample_masks
 
 
 def _random_cropped(n: int, dtype: torch.dtype, seed: int = 0) -> torch.Tensor:
@@ -57,9 +57,57 @@ def test_crop_keeps_box_plus_one_pixel_padding() -> None:
     assert (kept[:, 0].min(), kept[:, 0].max()) == (4, 8)  # 4 <= r < 9
 
 
+# (x1, y1, x2, y2) relative box on a 8 x 16 (H x W) mask, padding -> kept rows, kept cols (by hand:
+# keep column c iff x1 * 16 - padding <= c < x2 * 16 + padding, clamped to the mask; rows alike).
+CROP_CASES = {
+    "integer edges": ((0.25, 0.25, 0.625, 0.625), 1.0, range(1, 6), range(3, 11)),  # x 4..10, y 2..5
+    "half-pixel edges": ((0.28125, 0.3125, 0.59375, 0.5625), 1.0, range(2, 6), range(4, 11)),  # x 4.5..9.5, y 2.5..4.5
+    "integer edges, no padding": ((0.25, 0.25, 0.625, 0.625), 0.0, range(2, 5), range(4, 10)),
+    "half-pixel, no padding": ((0.28125, 0.3125, 0.59375, 0.5625), 0.0, range(3, 5), range(5, 10)),
+    "clamped and swapped": ((-0.1, 0.75, 1.2, 0.25), 1.0, range(1, 7), range(16)),
+}
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+@pytest.mark.parametrize("case", CROP_CASES, ids=str)
+def test_crop_edges_on_both_axes(case: str, dtype: torch.dtype) -> None:
+    """Both box edges, on both axes, at integer and half-pixel positions (exact in float32)."""
+    box, padding, rows, cols = CROP_CASES[case]
+    expected = torch.zeros(8, 16, dtype=dtype)
+    expected[rows.start : rows.stop, cols.start : cols.stop] = 1
+    cropped = crop_masks(torch.ones(1, 8, 16, dtype=dtype), torch.tensor([box], dtype=dtype), padding)
+    assert torch.equal(cropped[0], expected)
+
+
 def test_boxes_are_ordered_and_clamped_not_truncated() -> None:
     boxes = torch.tensor([[0.6, -0.1, 0.2, 1.3]], dtype=torch.float64)
     px = boxes_to_pixels(boxes, width=100, height=50)
     assert px.tolist() == [[20.0, 0.0, 60.0, 50.0]]
     frac = boxes_to_pixels(torch.tensor([[0.1234, 0.2, 0.5, 0.6]], dtype=torch.float64), 100, 50)
     assert frac[0, 0].item() == pytest.approx(12.34)
+
+
+class _TableIoU(torch.nn.Module):
+    """A stand-in MaskIoU net: records its input and answers a fixed [N, C] table."""
+
+    def __init__(self, table: torch.Tensor) -> None:
+        super().__init__()
+        self.table = table
+        self.seen: list[torch.Tensor] = []
+
+    def forward(self, masks: torch.Tensor) -> torch.Tensor:
+        self.seen.append(masks)
+        return self.table[: masks.shape[0]]
+
+
+def test_mask_iou_uses_each_detections_own_class_column() -> None:
+    """Re-scoring takes column ``label`` (0-based, no background) of the soft masks' predicted IoUs."""
+    table = torch.arange(4 * 80, dtype=torch.float64).view(4, 80) / 1024  # every entry distinct
+    net = _TableIoU(table)
+    soft = torch.rand(4, 6, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    labels = torch.tensor([3, 0, 79, 3])
+    got = mask_iou_scores(net, soft, labels)  # type: ignore[arg-type]
+    assert got.tolist() == [table[0, 3].item(), table[1, 0].item(), table[2, 79].item(), table[3, 3].item()]
+    (seen,) = net.seen
+    assert torch.equal(seen, soft[:, None])  # the soft masks themselves, not binarized ones
+    assert mask_iou_scores(net, soft[:0], labels[:0]).shape == (0,)

@@ -67,6 +67,27 @@ def test_yolact_plus_scores_are_rescored(model: YolactPP, images: list[np.ndarra
     assert torch.all(det.box_scores[:-1] >= det.box_scores[1:])  # original order: by detection score
 
 
+class _ClassColumnIoU(torch.nn.Module):
+    """A stand-in MaskIoU net whose predicted IoU for class c is (c + 1) / 128, for every mask."""
+
+    def forward(self, masks: torch.Tensor) -> torch.Tensor:
+        return ((torch.arange(80, dtype=masks.dtype) + 1) / 128).expand(masks.shape[0], 80)
+
+
+def test_rescoring_uses_the_detected_class_iou(model: YolactPP, images: list[np.ndarray]) -> None:
+    """Each detection is re-scored with its own class's predicted IoU; with ``classes`` the labels
+    are mapped back to model classes first, so the column is the model class, not the position."""
+    real = model.network.maskiou_net  # swapped by hand: monkeypatch's undo would delete a submodule
+    model.network.maskiou_net = _ClassColumnIoU()
+    try:
+        det = model.predict(images[1], classes=["frisbee", "sink"])
+    finally:
+        model.network.maskiou_net = real
+    assert det.mask_iou is not None and set(det.class_names) == {"frisbee", "sink"}
+    assert det.mask_iou.tolist() == ((det.labels + 1) / 128).tolist()
+    assert det.scores.tolist() == (det.box_scores * det.mask_iou).tolist()
+
+
 def test_thresholds_and_limits(model: YolactPP, images: list[np.ndarray]) -> None:
     full = model.predict(images[0])
     cut = model.predict(images[0], score_threshold=0.3)

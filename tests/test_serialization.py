@@ -148,6 +148,28 @@ def test_missing_tensor(five_dir: Path, tmp_path: Path) -> None:
         YolactPP.from_pretrained(d)
 
 
+@pytest.mark.parametrize("defects", [("extra",), ("extra", "missing", "misshapen")], ids=["extra", "all three"])
+def test_every_key_defect_of_a_safetensors_file_is_named(
+    five_dir: Path, tmp_path: Path, defects: tuple[str, ...]
+) -> None:
+    """Strict loading: a surplus tensor, a missing one and a mis-shaped one each fail, by name."""
+    d = _copy(five_dir, tmp_path / "m")
+    state = load_file(d / WEIGHTS_NAME)
+    if "extra" in defects:
+        state["proto_net.9.weight"] = torch.zeros(3)
+    if "missing" in defects:
+        del state["fpn.pred_layers.0.bias"]
+    if "misshapen" in defects:
+        state["proto_net.0.bias"] = torch.zeros(5)
+    save_file(state, d / WEIGHTS_NAME)
+    with pytest.raises(CheckpointError) as info:
+        YolactPP.from_pretrained(d)
+    text = str(info.value)
+    assert "1 unexpected key(s): proto_net.9.weight" in text
+    assert ("1 missing key(s): fpn.pred_layers.0.bias" in text) == ("missing" in defects)
+    assert ("1 shape mismatch(es): proto_net.0.bias (checkpoint [5], model [256])" in text) == ("misshapen" in defects)
+
+
 def test_truncated_safetensors(five_dir: Path, tmp_path: Path) -> None:
     d = _copy(five_dir, tmp_path / "m")
     data = (d / WEIGHTS_NAME).read_bytes()

@@ -17,6 +17,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "YolactPP": "yolactpp.model",
     "Detections": "yolactpp.results",
+    "PredictOptions": "yolactpp.predict_options",
     "ModelConfig": "yolactpp.config",
     "BackboneConfig": "yolactpp.config",
     "PreprocessConfig": "yolactpp.config",
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
     from yolactpp.config import AnchorConfig, BackboneConfig, DetectConfig, ModelConfig, PreprocessConfig
     from yolactpp.errors import YolactppError, YolactppWarning
     from yolactpp.model import YolactPP
+    from yolactpp.predict_options import PredictOptions
     from yolactpp.preprocess import InvalidImageError
     from yolactpp.registry import (
         UnknownModelError,

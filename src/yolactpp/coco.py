@@ -115,6 +115,8 @@ def to_coco_results(
     *,
     kind: RecordKind = "both",
     skip_empty: bool = True,
+    polygons: bool = False,
+    tolerance: float = 1.0,
 ) -> list[dict[str, Any]]:
     """COCO result records of one image's detections (see the module notes for conventions).
 
@@ -122,14 +124,20 @@ def to_coco_results(
     (``box_scores``), ``kind="segm"`` mask records scored with the final score, as the original's
     two result files do (the scores differ for YOLACT++ only); ``"both"`` writes one record per
     detection with ``bbox`` and ``segmentation`` and the final score.
+
+    ``polygons=True`` writes ``segmentation`` as COCO polygons (flat ``[x1, y1, x2, y2, ...]``
+    lists, see :mod:`yolactpp.polygons`, simplified within ``tolerance`` pixels) instead of RLE; a
+    mask too small to outline keeps its RLE.
     """
     if kind not in ("both", "bbox", "segm"):
         raise ValueError(f"kind must be 'both', 'bbox' or 'segm', got {kind!r}")
     cat_of_label = resolve_category_ids(detections.names, category_ids)
     if len(detections) == 0:
         return []
-    labels = detections.labels.cpu().numpy()
-    xywh = integer_xywh(detections.boxes.detach().cpu().double().numpy())
+    from yolactpp.results import _to_numpy  # tensors or numpy arrays (exported models) alike
+
+    labels = _to_numpy(detections.labels)
+    xywh = integer_xywh(_to_numpy(detections.boxes).astype(np.float64))
     keep = np.array([cat_of_label[label] is not None for label in labels], dtype=bool)
     if skip_empty:
         keep &= (xywh[:, 2] * xywh[:, 3]) > 0
@@ -137,15 +145,25 @@ def to_coco_results(
     if index.size == 0:
         return []
     score_source = detections.box_scores if kind == "bbox" else detections.scores
-    scores = score_source.detach().cpu().double().numpy()
-    rles = encode_masks_rle(detections[index.tolist()].masks.cpu().numpy()) if kind != "bbox" else None
+    scores = _to_numpy(score_source).astype(np.float64)
+    segmentations: list[Any] | None = None
+    if kind != "bbox":
+        masks = _to_numpy(detections[index.tolist()].masks)
+        segmentations = list(encode_masks_rle(masks))
+        if polygons:
+            from yolactpp.polygons import mask_to_polygons, polygons_to_coco
+
+            for j, mask in enumerate(masks):
+                outlines = polygons_to_coco(mask_to_polygons(mask, tolerance))
+                if outlines:
+                    segmentations[j] = outlines
     records = []
     for j, i in enumerate(index):
         record: dict[str, Any] = {"image_id": image_id, "category_id": cat_of_label[labels[i]]}
         if kind != "segm":
             record["bbox"] = [float(v) for v in xywh[i]]
-        if rles is not None:
-            record["segmentation"] = rles[j]
+        if segmentations is not None:
+            record["segmentation"] = segmentations[j]
         record["score"] = float(scores[i])
         records.append(record)
     return records

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import itertools
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence, overload
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence, overload
 
 import torch
 from torch import nn
@@ -18,27 +17,21 @@ from yolactpp.checkpoint import (
     original_to_canonical,
     read_original_checkpoint,
 )
-from yolactpp.classes import resolve_class_ids
 from yolactpp.config import DetectConfig, ModelConfig
 from yolactpp.detect import detect
 from yolactpp.network import NetworkOutput, YolactNetwork, detection_dtype
 from yolactpp.postprocess import assemble_masks, boxes_to_pixels, mask_iou_scores
+from yolactpp.predict_options import PredictOptions, ResolvedOptions
 from yolactpp.preprocess import ImageInput, preprocess, to_rgb_array
 from yolactpp.registry import get_model_config
 from yolactpp.results import Detections
 
+if TYPE_CHECKING:
+    from yolactpp.tracking import Tracker
+
 __all__ = ["YolactPP"]
 
 _SUPPORTED_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
-
-
-@dataclass(frozen=True)
-class _Options:
-    """Validated :meth:`YolactPP.predict` options, shared by every batch of a stream."""
-
-    settings: DetectConfig
-    score_threshold: float
-    class_ids: tuple[int, ...] | None
 
 
 def _resolve_config(config: ModelConfig | str | None, fallback_name: str | None, source: str) -> ModelConfig:
@@ -149,59 +142,44 @@ class YolactPP(nn.Module):
 
     # -- inference ----------------------------------------------------------------------------
     @overload
-    def predict(self, images: ImageInput, **kwargs: Any) -> Detections: ...
+    def predict(self, images: ImageInput, options: PredictOptions | None = None, **kwargs: Any) -> Detections: ...
 
     @overload
-    def predict(self, images: Sequence[ImageInput], **kwargs: Any) -> list[Detections]: ...
+    def predict(
+        self, images: Sequence[ImageInput], options: PredictOptions | None = None, **kwargs: Any
+    ) -> list[Detections]: ...
 
     def predict(
         self,
         images: ImageInput | Sequence[ImageInput],
-        *,
-        score_threshold: float = 0.0,
-        top_k: int | None = None,
-        conf_threshold: float | None = None,
-        iou_threshold: float | None = None,
-        max_detections: int | None = None,
-        classes: str | int | Iterable[str | int] | None = None,
+        options: PredictOptions | None = None,
+        **kwargs: Any,
     ) -> Detections | list[Detections]:
         """Detect and segment objects in one image or a list of images (run as one batch).
 
         Images of different sizes can share a batch (each is resized to the square input).
-        ``score_threshold`` keeps detections whose final score is strictly above it (0 keeps
-        everything the original's ``postprocess(..., score_threshold=0)`` returns).
-        ``top_k`` (per-class candidates for NMS), ``conf_threshold`` (pre-NMS filter),
-        ``iou_threshold`` and ``max_detections`` default to the model config (200, 0.05, 0.5, 100).
-        ``classes`` (names or 0-based ids) restricts detection to those classes before NMS and the
-        ``max_detections`` cap, so the cap is spent on them only; unknown names raise ``ValueError``.
+        ``options`` (a :class:`~yolactpp.PredictOptions`) says how detections are chosen; keyword
+        arguments are its fields (``score_threshold``, ``top_k``, ``conf_threshold``,
+        ``iou_threshold``, ``max_detections``, ``classes``) and build one, or override fields of
+        ``options``. Unset thresholds come from the model config (200, 0.05, 0.5, 100);
+        ``score_threshold=0`` keeps everything the original's ``postprocess(..., score_threshold=0)``
+        returns. Unknown class names raise ``ValueError``.
         """
         if isinstance(images, Iterator):
             raise TypeError("predict takes one image or a list of images; use iter_predict for iterators and streams")
         single = not isinstance(images, (list, tuple))
         batch = [images] if single else list(images)
-        options = self._prediction_options(score_threshold, top_k, conf_threshold, iou_threshold, max_detections, classes)
+        resolved = self._resolve_options(options, kwargs)
         if not batch:
             return []
-        results = self._predict_batch(batch, options)
+        results = self._predict_batch(batch, resolved)
         return results[0] if single else results
 
-    def _prediction_options(
-        self,
-        score_threshold: float = 0.0,
-        top_k: int | None = None,
-        conf_threshold: float | None = None,
-        iou_threshold: float | None = None,
-        max_detections: int | None = None,
-        classes: str | int | Iterable[str | int] | None = None,
-    ) -> _Options:
-        """Validate the keyword arguments of :meth:`predict` once, before any image is read."""
-        settings = self._detect_settings(top_k, conf_threshold, iou_threshold, max_detections)
-        if score_threshold < 0 or score_threshold != score_threshold:
-            raise ValueError(f"score_threshold must be >= 0, got {score_threshold}")
-        class_ids = None if classes is None else tuple(resolve_class_ids(classes, self.config.class_names))
-        return _Options(settings, float(score_threshold), class_ids)
+    def _resolve_options(self, options: PredictOptions | None, kwargs: dict[str, Any]) -> ResolvedOptions:
+        """Validate the options once, before any image is read, against this model's defaults and names."""
+        return PredictOptions.build(options, **kwargs).resolve(self.config.detect, self.config.class_names)
 
-    def _predict_batch(self, batch: list[ImageInput], options: _Options) -> list[Detections]:
+    def _predict_batch(self, batch: list[ImageInput], options: ResolvedOptions) -> list[Detections]:
         arrays = [to_rgb_array(image) for image in batch]
         paths = [str(image) if isinstance(image, (str, os.PathLike)) else None for image in batch]
         results = self._predict_arrays(arrays, options.settings, options.score_threshold, options.class_ids)
@@ -209,26 +187,6 @@ class YolactPP(nn.Module):
             result.image = array
             result.path = path
         return results
-
-    def _detect_settings(
-        self, top_k: int | None, conf_threshold: float | None, iou_threshold: float | None, max_detections: int | None
-    ) -> DetectConfig:
-        base = self.config.detect
-        settings = DetectConfig(
-            conf_threshold=base.conf_threshold if conf_threshold is None else float(conf_threshold),
-            iou_threshold=base.iou_threshold if iou_threshold is None else float(iou_threshold),
-            top_k=base.top_k if top_k is None else int(top_k),
-            max_detections=base.max_detections if max_detections is None else int(max_detections),
-        )
-        if settings.top_k < 1:
-            raise ValueError(f"top_k must be >= 1, got {settings.top_k}")
-        if settings.max_detections < 0:
-            raise ValueError(f"max_detections must be >= 0, got {settings.max_detections}")
-        if not 0.0 <= settings.conf_threshold < 1.0:
-            raise ValueError(f"conf_threshold must be in [0, 1), got {settings.conf_threshold}")
-        if not 0.0 < settings.iou_threshold <= 1.0:
-            raise ValueError(f"iou_threshold must be in (0, 1], got {settings.iou_threshold}")
-        return settings
 
     def _predict_arrays(
         self,
@@ -288,25 +246,60 @@ class YolactPP(nn.Module):
             result = result[result.scores > score_threshold]
         return result
 
+    def export(self, path: str | os.PathLike[str], format: str = "onnx", **kwargs: Any) -> Path:
+        """Export the whole model (network through detection, masks and re-scoring) to one file.
+
+        ``format="onnx"``: standard ONNX ops, runs on onnxruntime without torch
+        (:func:`yolactpp.export.export_onnx`; ``opset``, ``dtype``, ``max_detections``, ``top_k``).
+        ``format="pt2"``: a torch.export + AOTInductor package
+        (:func:`yolactpp.export.export_pt2`). Load either with :func:`yolactpp.export.load_exported`.
+        """
+        from yolactpp import export as exporters
+
+        if format == "onnx":
+            return exporters.export_onnx(self, path, **kwargs)
+        if format == "pt2":
+            return exporters.export_pt2(self, path, **kwargs)
+        raise ValueError(f"format must be 'onnx' or 'pt2', got {format!r}")
+
     def extra_repr(self) -> str:
         return f"config={self.config.name!r}"
 
     def iter_predict(
-        self, images: Iterable[ImageInput], batch_size: int = 1, **kwargs: Any
+        self,
+        images: Iterable[ImageInput],
+        batch_size: int = 1,
+        options: PredictOptions | None = None,
+        *,
+        track: "bool | Tracker" = False,
+        **kwargs: Any,
     ) -> Iterator[Detections]:
         """Predict over any iterable of images (a list, a generator, video frames), lazily.
 
         Images are pulled from ``images`` ``batch_size`` at a time, run as one batch (sizes may
         differ) and yielded one :class:`Detections` per image, in input order, so an endless
-        stream works in constant memory. ``kwargs`` are :meth:`predict`'s; they and
-        ``batch_size`` are checked here, before the first image is read.
+        stream works in constant memory. ``options`` and ``kwargs`` are :meth:`predict`'s; they
+        and ``batch_size`` are checked here, before the first image is read.
+
+        ``track=True`` treats the images as consecutive frames of one video and gives every
+        detection a ``track_id`` (ByteTrack, the ``track`` extra); pass a
+        :class:`yolactpp.tracking.Tracker` instead to choose its settings (e.g. the frame rate).
         """
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
-        options = self._prediction_options(**kwargs)
-        return self._iter_batches(iter(images), batch_size, options)
+        resolved = self._resolve_options(options, kwargs)
+        stream = self._iter_batches(iter(images), batch_size, resolved)
+        if track is False:
+            return stream
+        from yolactpp.tracking import Tracker
 
-    def _iter_batches(self, images: Iterator[ImageInput], batch_size: int, options: _Options) -> Iterator[Detections]:
+        if track is True:
+            track = Tracker()
+        elif not isinstance(track, Tracker):
+            raise TypeError(f"track must be True, False or a yolactpp.tracking.Tracker, got {type(track).__name__}")
+        return map(track.update, stream)
+
+    def _iter_batches(self, images: Iterator[ImageInput], batch_size: int, options: ResolvedOptions) -> Iterator[Detections]:
         while True:
             chunk = list(itertools.islice(images, batch_size))
             if not chunk:

@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import io
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from yolactpp.config import PreprocessConfig
@@ -34,7 +33,11 @@ __all__ = ["ImageInput", "InvalidImageError", "MIN_IMAGE_SIDE", "decode_image", 
 #: Images smaller than this on either side carry no usable content and are rejected.
 MIN_IMAGE_SIDE = 2
 
-ImageInput = Union[Image.Image, np.ndarray, torch.Tensor, str, os.PathLike]
+if TYPE_CHECKING:
+    import torch
+
+# torch is imported lazily (exported models predict without it); "torch.Tensor" stays a forward reference.
+ImageInput = Union[Image.Image, np.ndarray, "torch.Tensor", str, os.PathLike]
 
 
 class InvalidImageError(YolactppError, ValueError):
@@ -122,7 +125,9 @@ def to_rgb_array(image: Any) -> np.ndarray:
         arr = _array_to_rgb(_pil_to_array(image), f"PIL image (mode {image.mode})")
     elif isinstance(image, np.ndarray):
         arr = _array_to_rgb(image, "image array")
-    elif isinstance(image, torch.Tensor):
+    elif "torch" in sys.modules and isinstance(image, sys.modules["torch"].Tensor):
+        import torch
+
         t = image.detach()
         if t.dim() != 3 or t.shape[0] not in (1, 3):
             raise InvalidImageError(f"image tensor must be C x H x W with C = 1 or 3, got shape {tuple(t.shape)}")
@@ -153,14 +158,14 @@ def to_rgb_array(image: Any) -> np.ndarray:
 class PreparedBatch:
     """Network input ``[B, 3, S, S]`` and each image's original (height, width)."""
 
-    tensor: torch.Tensor
+    tensor: "torch.Tensor"
     sizes: list[tuple[int, int]]
 
 
 def preprocess(
     images: list[np.ndarray],
     config: PreprocessConfig,
-    dtype: torch.dtype = torch.float32,
+    dtype: torch.dtype | None = None,
     device: torch.device | str = "cpu",
 ) -> PreparedBatch:
     """RGB uint8 arrays -> resized, normalized batch in ``dtype`` on ``device``.
@@ -168,6 +173,10 @@ def preprocess(
     Each image is resized to ``size`` x ``size`` (bilinear, align_corners=False, no antialias) on
     0..255 values, then normalized per channel (or divided by 255), as the original does.
     """
+    import torch
+    import torch.nn.functional as F
+
+    dtype = torch.float32 if dtype is None else dtype
     size = config.size
     batch = []
     for arr in images:

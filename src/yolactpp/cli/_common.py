@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Callable, NoReturn
 
 if TYPE_CHECKING:
     from yolactpp.model import YolactPP
+    from yolactpp.predict_options import PredictOptions
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")  # = yolactpp.video.VIDEO_SUFFIXES (no av import here)
@@ -36,6 +37,7 @@ def is_user_error(exc: BaseException) -> bool:
         ("yolactpp.checkpoint", "CheckpointError"),
         ("yolactpp.registry", "UnknownModelError"),
         ("yolactpp.video", "VideoError"),
+        ("yolactpp.export.metadata", "ExportError"),
     ):
         loaded = sys.modules.get(module)  # not loaded means it cannot have raised
         if loaded is not None:
@@ -65,6 +67,16 @@ def _int_at_least(minimum: int) -> Callable[[str], int]:
 
 positive_int = _int_at_least(1)
 non_negative_int = _int_at_least(0)
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
 
 
 def unit_float(text: str) -> float:
@@ -118,8 +130,17 @@ def resolve_device(name: str | None) -> Any:
     return device
 
 
+EXPORTED_SUFFIXES = (".onnx", ".pt2")
+
+
 def load_model(args: argparse.Namespace) -> "YolactPP":
-    """The model named by ``--model``/``--config``, on ``--device`` in ``--dtype``."""
+    """The model named by ``--model``/``--config``, on ``--device`` in ``--dtype``.
+
+    An exported ``.onnx`` / ``.pt2`` file gives a :class:`yolactpp.export.ExportedModel` (same
+    predict surface); for ``.onnx`` torch is not imported.
+    """
+    if Path(args.model).suffix.lower() in EXPORTED_SUFFIXES:
+        return _load_exported(args)  # type: ignore[return-value]
     import torch
 
     from yolactpp.model import YolactPP
@@ -127,6 +148,24 @@ def load_model(args: argparse.Namespace) -> "YolactPP":
     device = resolve_device(args.device)
     model = YolactPP.from_pretrained(args.model, config=args.config)
     return model.to(device=device, dtype=getattr(torch, args.dtype))
+
+
+def _load_exported(args: argparse.Namespace) -> Any:
+    from yolactpp.export import load_exported
+
+    if args.config is not None:
+        raise CliError("--config does not apply to an exported model (the file carries its config)")
+    if getattr(args, "dtype", "float32") != "float32":
+        raise CliError("--dtype does not apply to an exported model (its precision was chosen at export)")
+    device = getattr(args, "device", None)
+    if Path(args.model).suffix.lower() == ".onnx":
+        providers = None
+        if device is not None and device != "cpu":
+            if not device.startswith("cuda"):
+                raise CliError(f"ONNX models run on cpu or cuda, got --device {device!r}")
+            providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        return load_exported(args.model, providers=providers)
+    return load_exported(args.model, device=device)
 
 
 def parse_classes(values: list[str] | None) -> list[str | int] | None:
@@ -140,6 +179,18 @@ def parse_classes(values: list[str] | None) -> list[str | int] | None:
             if part:
                 out.append(int(part) if part.isdigit() else part)
     return out or None
+
+
+def predict_options(args: argparse.Namespace) -> "PredictOptions":
+    """The :class:`PredictOptions` of ``--score-threshold``, ``--classes`` and ``--max-detections``
+    (built once, for whichever engine runs them)."""
+    from yolactpp.predict_options import PredictOptions
+
+    return PredictOptions(
+        score_threshold=args.score_threshold,
+        max_detections=args.max_detections,
+        classes=parse_classes(args.classes),
+    )
 
 
 # -- inputs and outputs ----------------------------------------------------------------------------

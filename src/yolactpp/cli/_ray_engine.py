@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from yolactpp.cli._common import IMAGE_SUFFIXES, CliError, collect_sources, is_video, next_run_dir, parse_classes
+from yolactpp.cli._common import IMAGE_SUFFIXES, CliError, collect_sources, is_video, next_run_dir, predict_options
 
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _ERROR_LINE = re.compile(r"^(?:[A-Za-z_][\w.]*\.)?([A-Za-z_]\w*(?:Error|Exception)): (.+)$")
@@ -118,9 +118,7 @@ def run(args: argparse.Namespace) -> int:
         raise CliError("--save-masks is not available with --engine ray (the results hold every mask as COCO RLE)")
     sources = _sources(args.sources)
     output = _output(args)
-    options: dict[str, Any] = {"score_threshold": args.score_threshold, "classes": parse_classes(args.classes)}
-    if args.max_detections is not None:
-        options["max_detections"] = args.max_detections
+    options = predict_options(args)
     device = args.device
     num_gpus = 1 if device is not None and device.startswith("cuda") else 0
     start = time.perf_counter()
@@ -141,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
             config=args.config,
             device=device,
             dtype=args.dtype,
-            **options,
+            options=options,
         )
         try:
             if output.endswith(".parquet") and not _URI.match(output):

@@ -37,13 +37,29 @@ def deform_conv2d(
     stride_ = _pair(stride, "stride")
     padding_ = _pair(padding, "padding")
     dilation_ = _pair(dilation, "dilation")
+    if input.dim() == 4 and input.shape[1] == 0:  # torchvision would divide by zero groups (SIGFPE)
+        raise ValueError(f"deform_conv2d: input has no channels: {list(input.shape)}")
     needs_grad = torch.is_grad_enabled() and any(
         t is not None and t.requires_grad for t in (input, offset, weight, bias, mask)
     )
     if not needs_grad and use_native("deform_conv2d", input.device):
+        # Under autocast the op's autocast kernel casts every argument to the autocast dtype.
         return torch.ops.yolactpp.deform_conv2d(
             input, offset, weight, bias, stride_, padding_, dilation_, mask
         )
+    device_type = input.device.type
+    if device_type in ("cpu", "cuda") and torch.is_autocast_enabled(device_type) and input.is_floating_point():
+        # As the native autocast kernel: everything in the autocast dtype, the result too.
+        dtype = torch.get_autocast_dtype(device_type)
+
+        def cast(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None or t.dtype == torch.float64 else t.to(dtype)
+
+        with torch.autocast(device_type, enabled=False):
+            return deform_conv2d(
+                cast(input), cast(offset), cast(weight), cast(bias),  # type: ignore[arg-type]
+                stride_, padding_, dilation_, cast(mask),
+            )
     if input.dtype in (torch.bfloat16, torch.float16) and input.device.type == "cpu":
         # torchvision has no half-precision CPU kernel: compute in float32, hand back the input dtype.
         def up(t: torch.Tensor | None) -> torch.Tensor | None:

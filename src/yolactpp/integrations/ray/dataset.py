@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -12,17 +11,12 @@ import ray
 import ray.data
 
 from yolactpp.integrations.ray.predictor import Predictor, _torch_dtype
+from yolactpp.predict_options import PredictOptions
 
 if TYPE_CHECKING:
     import torch
 
 __all__ = ["predict_dataset", "read_image_files"]
-
-_PREDICT_OPTIONS = frozenset(
-    name for name, p in inspect.signature(Predictor).parameters.items()
-    if p.kind is p.KEYWORD_ONLY and name not in ("config", "device", "dtype", "num_threads")
-)  # fmt: skip
-
 
 def read_image_files(paths: str | list[str], *, file_extensions: list[str] | None = None, **read_args: Any) -> ray.data.Dataset:
     """``ray.data.read_binary_files(paths, include_paths=True)`` set up for :func:`predict_dataset`.
@@ -82,7 +76,8 @@ def predict_dataset(
     device: str | None = None,
     dtype: "str | torch.dtype" = "float32",
     ray_remote_args: Mapping[str, Any] | None = None,
-    **predict_options: Any,
+    options: PredictOptions | None = None,
+    **option_kwargs: Any,
 ) -> ray.data.Dataset:
     """Run ``model`` over a Dataset of images with a pool of :class:`Predictor` actors (lazily).
 
@@ -94,15 +89,14 @@ def predict_dataset(
     (fractions share a GPU). ``concurrency`` is the number of actors, or a (min, max) pair for an
     autoscaling pool; by default the pool grows from 1 to as many actors as the cluster's CPUs
     (``num_gpus=0``) or GPUs allow. ``ray_remote_args`` go to ``map_batches`` as they are (e.g.
-    ``{"memory": 4 * 2**30}``). ``predict_options`` are :meth:`YolactPP.predict`'s
-    (``score_threshold``, ``classes``, ``max_detections``, ...).
+    ``{"memory": 4 * 2**30}``). ``options`` (a :class:`~yolactpp.PredictOptions`; keywords such
+    as ``score_threshold``, ``classes``, ``max_detections`` build or override one) are checked
+    here, before any actor starts.
 
     Returns the Dataset of result rows (:data:`~yolactpp.integrations.ray.RESULT_SCHEMA`), one per
     input image; write it with ``write_parquet`` / ``write_json`` or iterate over it.
     """
-    unknown = sorted(set(predict_options) - _PREDICT_OPTIONS)
-    if unknown:
-        raise TypeError(f"unknown prediction option(s) {unknown}; valid: {sorted(_PREDICT_OPTIONS)}")
+    predict_options = PredictOptions.build(options, **option_kwargs)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     if isinstance(cpus_per_actor, bool) or not isinstance(cpus_per_actor, int) or cpus_per_actor < 1:
@@ -114,7 +108,7 @@ def predict_dataset(
     constructor = dict(model=_model_reference(model), config=config, device=device, dtype=dtype, num_threads=cpus_per_actor)
     return ds.map_batches(
         Predictor,
-        fn_constructor_kwargs={**constructor, **predict_options},
+        fn_constructor_kwargs={**constructor, "options": predict_options},
         batch_size=batch_size,
         batch_format="numpy",
         compute=pool,

@@ -10,11 +10,12 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import pyarrow as pa
 
+from yolactpp.predict_options import PredictOptions
 from yolactpp.integrations.ray.schema import detection_row, error_row, rows_to_table
 
 if TYPE_CHECKING:
@@ -69,8 +70,8 @@ class Predictor:
     ``model`` is anything :meth:`YolactPP.from_pretrained` loads (a zoo name, an original ``.pth``,
     an own-format folder or ``"owner/name"``), loaded in the actor on ``device`` (default: CUDA
     when the actor has a GPU, else the CPU) in ``dtype``. ``num_threads`` sets the actor's torch
-    CPU threads. The other keywords are :meth:`YolactPP.predict`'s and are checked once, when
-    the actor starts.
+    CPU threads. ``options`` (a :class:`~yolactpp.PredictOptions`; keywords build or override
+    one) say how detections are chosen; they are checked once, when the actor starts.
 
     Batches (``batch_format="numpy"`` or pandas) are read from the first column present of:
 
@@ -91,12 +92,8 @@ class Predictor:
         device: str | None = None,
         dtype: "str | torch.dtype" = "float32",
         num_threads: int | None = None,
-        score_threshold: float = 0.0,
-        top_k: int | None = None,
-        conf_threshold: float | None = None,
-        iou_threshold: float | None = None,
-        max_detections: int | None = None,
-        classes: str | int | Iterable[str | int] | None = None,
+        options: PredictOptions | None = None,
+        **option_kwargs: Any,
     ) -> None:
         import torch
 
@@ -108,15 +105,8 @@ class Predictor:
             torch.set_num_threads(num_threads)
         target = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model: YolactPP = YolactPP.from_pretrained(model, config=config, device=target, dtype=_torch_dtype(dtype))
-        self.options: dict[str, Any] = dict(
-            score_threshold=score_threshold,
-            top_k=top_k,
-            conf_threshold=conf_threshold,
-            iou_threshold=iou_threshold,
-            max_detections=max_detections,
-            classes=None if classes is None else (classes if isinstance(classes, (str, int)) else list(classes)),
-        )
-        self.model.predict([], **self.options)  # validates the options now, not on the first batch
+        self.options = PredictOptions.build(options, **option_kwargs)
+        self.model.predict([], self.options)  # checks the class names now, not on the first batch
 
     def __call__(self, batch: Any) -> pa.Table:
         """Predict one batch; returns its result rows (see the class docs)."""
@@ -161,12 +151,12 @@ class Predictor:
             return {}
         order = list(arrays)
         try:
-            results = self.model.predict([arrays[i] for i in order], **self.options)
+            results = self.model.predict([arrays[i] for i in order], self.options)
         except Exception:  # isolate the image that broke the batch; the others still get results
             rows = {}
             for i in order:
                 try:
-                    det = self.model.predict(arrays[i], **self.options)
+                    det = self.model.predict(arrays[i], self.options)
                 except Exception as exc:
                     label = paths[i] or ids[i]
                     rows[i] = error_row(ids[i], paths[i], _message(exc, label), arrays[i].shape[:2])
