@@ -29,6 +29,7 @@ __all__ = [
     "PreprocessConfig",
 ]
 
+
 #: Version of the ``config.json`` schema written by :meth:`ModelConfig.to_dict`.
 CONFIG_FORMAT_VERSION = 1
 
@@ -165,7 +166,7 @@ class AnchorConfig:
     def per_location(self) -> int:
         counts = {len(level) for level in self.scales}
         if len(counts) != 1:
-            raise ValueError("every FPN level must have the same number of anchor scales")
+            raise ConfigError("every FPN level must have the same number of anchor scales")
         return counts.pop() * len(self.aspect_ratios)
 
 

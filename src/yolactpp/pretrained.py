@@ -23,10 +23,12 @@ from pathlib import Path
 from yolactpp import hub, manifest, serialization
 from yolactpp.checkpoint import CheckpointError, LoadedWeights, read_original, with_class_names
 from yolactpp.config import ModelConfig
+from yolactpp.errors import InvalidArgumentError, MissingFileError
 from yolactpp.registry import as_model_config
 
 __all__ = ["read_weights"]
 
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _FILE_SUFFIXES = (".pth", ".pt", ".safetensors", ".json", ".bin", ".ckpt")
 logger = logging.getLogger(__name__)
@@ -48,6 +50,12 @@ def _read_own_format(
 ) -> LoadedWeights | None:
     """Weights that carry their config (own-format folder, zoo name, hub repo); ``None`` for an
     original ``.pth`` file."""
+    if isinstance(name_or_path, str) and _URL.match(name_or_path):
+        raise InvalidArgumentError(
+            f"{name_or_path} is a URL; from_pretrained does not download URLs: download the file and pass its "
+            "path, or pass a published model name (listed by `yolactpp models`) or an 'owner/name' Hugging Face "
+            "Hub repo"
+        )
     path = Path(name_or_path)
     if path.is_file():
         if path.suffix == ".safetensors" or path.name == serialization.CONFIG_NAME:
@@ -56,7 +64,7 @@ def _read_own_format(
     if path.is_dir():
         return serialization.read_pretrained_dir(path)
     if not isinstance(name_or_path, str):
-        raise FileNotFoundError(f"no file or directory at {name_or_path}")
+        raise MissingFileError(f"no file or directory at {name_or_path}")
     name = name_or_path
     if name in manifest.load_manifest():
         return _read_zoo(name, revision, force_download)
@@ -64,7 +72,7 @@ def _read_own_format(
     if _REPO_ID.match(name) and not looks_like_path:
         return serialization.read_pretrained_dir(hub.download_repo(name, revision=revision, force_download=force_download))
     if looks_like_path or "/" in name or os.sep in name:
-        raise FileNotFoundError(f"no file or directory at {name!r} (from_pretrained got a path that does not exist)")
+        raise MissingFileError(f"no file or directory at {name!r} (from_pretrained got a path that does not exist)")
     manifest.get_entry(name)  # not published: raises UnknownModelError with close names
     raise AssertionError("unreachable")  # pragma: no cover
 

@@ -24,6 +24,7 @@ from yolactpp import __version__
 from yolactpp.builder import build_network
 from yolactpp.checkpoint import CheckpointError, LoadedWeights, read_original
 from yolactpp.config import ModelConfig
+from yolactpp.errors import InvalidArgumentError, MissingFileError
 
 if TYPE_CHECKING:
     from yolactpp.model import YolactPP
@@ -96,7 +97,7 @@ def write_pretrained(
 
     out = Path(directory)
     if out.exists() and not out.is_dir():
-        raise NotADirectoryError(f"save_pretrained needs a directory, but {out} is a file")
+        raise InvalidArgumentError(f"save_pretrained needs a directory, but {out} is a file")
     out.mkdir(parents=True, exist_ok=True)
     meta: dict[str, Any] = {"format": FORMAT, "library_version": __version__}
     meta.update(config.to_dict())
@@ -178,7 +179,7 @@ def convert(
     """
     source = Path(source_pth)
     if not source.is_file():
-        raise FileNotFoundError(f"no checkpoint file at {source}")
+        raise MissingFileError(f"no checkpoint file at {source}")
     weights = read_original(source, config, class_names)
     network = build_network(weights)
     info = {"source": source.name, **(provenance or {})}

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from yolactpp.errors import InvalidArgumentError
 from yolactpp.export._trace import export_info, prepare_graph, trace
 from yolactpp.export.graph import INPUT_NAMES, output_names
 from yolactpp.export.metadata import ExportError, write_metadata
@@ -102,7 +103,7 @@ def export_onnx(
     import onnx
 
     if opset < MIN_OPSET:
-        raise ValueError(f"opset must be >= {MIN_OPSET} (the first with DeformConv), got {opset}")
+        raise InvalidArgumentError(f"opset must be >= {MIN_OPSET} (the first with DeformConv), got {opset}")
     path = Path(path)
     graph = prepare_graph(model, dtype, max_detections, top_k, use_topk=True)
     program = trace(graph)

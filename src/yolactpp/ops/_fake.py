@@ -8,12 +8,16 @@ Imported by ``_loader`` right after ``torch.ops.load_library`` succeeded, never 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch._prims_common import suggest_memory_format
 
 __all__: list[str] = []
+
+
+def _dtype_message(name: str, dtype: torch.dtype, expected: torch.dtype) -> Callable[[], str]:
+    return lambda: f"deform_conv2d: {name} has dtype {dtype} but input has {expected}"
 
 
 @torch.library.register_fake("yolactpp::deform_conv2d")
@@ -36,10 +40,8 @@ def _deform_conv2d_fake(
     torch._check(offset.dim() == 4, lambda: "deform_conv2d: offset must be 4-D")
     torch._check(input.shape[1] != 0, lambda: f"deform_conv2d: input has no channels: {list(input.shape)}")
     for name, other in (("offset", offset), ("weight", weight), ("bias", bias), ("mask", mask)):
-        torch._check(
-            other is None or other.dtype == input.dtype,
-            lambda: f"deform_conv2d: {name} has dtype {getattr(other, 'dtype', None)} but input has {input.dtype}",  # noqa: B023
-        )
+        if other is not None:  # torch._check raises RuntimeError, as the kernels do
+            torch._check(other.dtype == input.dtype, _dtype_message(name, other.dtype, input.dtype))
     batch, _, height, width = input.shape
     out_channels, _, kernel_h, kernel_w = weight.shape
     out_h = (height + 2 * padding[0] - (dilation[0] * (kernel_h - 1) + 1)) // stride[0] + 1
