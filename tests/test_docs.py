@@ -39,7 +39,7 @@ def test_api_reference_covers_the_results_api() -> None:
 def test_docs_link_to_existing_files() -> None:
     quickstart = (DOCS / "quickstart.md").read_text()
     assert "assets/quickstart_plot.png" in quickstart and (DOCS / "assets" / "quickstart_plot.png").is_file()
-    for page in ("quickstart.md", "cli.md", "api.md", "ray.md"):
+    for page in ("quickstart.md", "cli.md", "api.md", "ray.md", "interop.md"):
         assert (DOCS / page).is_file()
 
 
@@ -72,3 +72,8 @@ def test_quickstart_notebook_runs(v1_checkpoint: Path, square_path: Path, tmp_pa
     text = "".join(out.get("text", "") for out in outputs)
     assert "Detections(n=" in text and "(550, 550)" not in text  # the stream cell resized the image
     assert "(240, 320)" in text and "(360, 640)" in text
+    # the interop cells: supervision's annotators drew a picture, polygons and a table came out
+    assert sum("image/png" in out.get("data", {}) for out in outputs) >= 2
+    assert "supervision.detection.core" in text and "first COCO polygon:" in text
+    tables = [out["data"].get("text/plain", "") for out in outputs if "data" in out]
+    assert any("class_name" in "".join(t) and "area" in "".join(t) for t in tables)

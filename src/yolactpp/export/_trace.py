@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from yolactpp.backbone.fold import set_batchnorm_folding
+from yolactpp.errors import InvalidArgumentError
 from yolactpp.export.graph import INPUT_NAMES, DeploymentGraph, build_graph, output_names
 from yolactpp.export.metadata import ExportError, ExportInfo
 
@@ -34,11 +35,11 @@ def prepare_graph(
     filled first, so the priors become a constant of the graph.
     """
     if dtype not in DTYPES:
-        raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+        raise InvalidArgumentError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     if max_detections is not None and max_detections < 1:
-        raise ValueError(f"max_detections must be >= 1, got {max_detections}")
+        raise InvalidArgumentError(f"max_detections must be >= 1, got {max_detections}")
     if top_k is not None and top_k < 1:
-        raise ValueError(f"top_k must be >= 1, got {top_k}")
+        raise InvalidArgumentError(f"top_k must be >= 1, got {top_k}")
     network = copy.deepcopy(model.network).to(device="cpu", dtype=DTYPES[dtype]).eval()
     set_batchnorm_folding(network, False)
     if grid_sample_dcn:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from yolactpp.errors import InvalidArgumentError
 from yolactpp.export._trace import export_info, prepare_graph, trace
 from yolactpp.export.graph import INPUT_NAMES, output_names
 from yolactpp.export.metadata import ExportError, write_metadata
@@ -105,9 +106,9 @@ def export_onnx(
     import onnx
 
     if opset < MIN_OPSET:
-        raise ValueError(f"opset must be >= {MIN_OPSET} (the first with DeformConv), got {opset}")
+        raise InvalidArgumentError(f"opset must be >= {MIN_OPSET} (the first with DeformConv), got {opset}")
     if deform_conv not in ("DeformConv", "grid_sample"):
-        raise ValueError(f"deform_conv must be 'DeformConv' or 'grid_sample', got {deform_conv!r}")
+        raise InvalidArgumentError(f"deform_conv must be 'DeformConv' or 'grid_sample', got {deform_conv!r}")
     path = Path(path)
     graph = prepare_graph(model, dtype, max_detections, top_k, use_topk=True, grid_sample_dcn=deform_conv == "grid_sample")
     program = trace(graph)

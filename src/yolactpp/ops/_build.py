@@ -12,16 +12,17 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
+from yolactpp.errors import YolactppError
 from yolactpp.ops import _build_config, _library
 
 __all__ = ["BuildFailed", "BuildPlan", "build", "plan"]
 
 
-class BuildFailed(RuntimeError):
+class BuildFailed(YolactppError, RuntimeError):
     """The native ops could not be built here; the message says why and what to do."""
 
 
@@ -49,7 +50,7 @@ def _visible_archs() -> str | None:
     try:
         count = torch.cuda.device_count()
         archs = sorted({"{}.{}".format(*torch.cuda.get_device_capability(i)) for i in range(count)})
-    except Exception:  # a broken driver must not stop a CPU build
+    except Exception:  # noqa: BLE001  (a broken driver must not stop a CPU build)
         return None
     return ";".join(archs) + "+PTX" if archs else None
 
@@ -85,10 +86,10 @@ def build(verbose: bool = False, say: Callable[[str], None] = print) -> Path:
     The library is also loaded into this process (``cpp_extension.load`` does so), so call this
     before anything else loaded the ops.
     """
+    job = plan()  # first: it points CUDA_HOME at the toolkit before cpp_extension is imported
     import torch
     from torch.utils import cpp_extension
 
-    job = plan()
     say(f"building native ops: {job.describe()}")
     say(f"into {job.target}; this takes a minute or more (--verbose shows the compiler)")
     job.target.mkdir(parents=True, exist_ok=True)
@@ -107,9 +108,11 @@ def build(verbose: bool = False, say: Callable[[str], None] = print) -> Path:
             is_python_module=False,
             verbose=verbose,
         )
-    except Exception as exc:
+    except Exception as exc:  # any failure of the build is reported, not raised
         text = " ".join(str(exc).split())
-        raise BuildFailed(f"the build failed ({type(exc).__name__}: {text[-400:]}); rerun with --verbose") from exc
+        first_error = max(text.find("error:"), 0)  # the compiler's first complaint, not ninja's epilogue
+        raise BuildFailed(f"the build failed ({type(exc).__name__}: {text[first_error:first_error + 400]}); "
+                          "rerun with --verbose") from exc
     finally:
         if previous is None:
             os.environ.pop("TORCH_CUDA_ARCH_LIST", None)
