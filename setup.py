@@ -14,6 +14,7 @@ to torchvision / PyTorch) and one line says why. Environment switches:
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import sys
@@ -23,6 +24,17 @@ from pathlib import Path
 from setuptools import setup
 from setuptools.command.build_ext import build_ext
 
+
+def load_build_config():
+    """yolactpp/ops/_build_config.py, by path: which sources, flags and architectures (shared with build-ops)."""
+    path = Path(__file__).resolve().parent / "src" / "yolactpp" / "ops" / "_build_config.py"
+    spec = importlib.util.spec_from_file_location("yolactpp_build_config", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+config = load_build_config()
 OPS_DIR = Path("src") / "yolactpp" / "_ops"
 SWITCHES = {  # name: what leaving it unset means
     "YOLACTPP_BUILD_OPS": "build",
@@ -39,70 +51,44 @@ def say(message: str) -> None:
     print(f"yolactpp: {message}", flush=True)
 
 
-def switch(name: str, default: bool) -> bool:
-    """A boolean environment switch: 0/false/no/off mean off, anything else on."""
-    value = os.environ.get(name, "").strip().lower()
-    if not value:
-        return default
-    return value not in ("0", "false", "no", "off")
-
-
-STRICT = switch("YOLACTPP_BUILD_STRICT", False)
+STRICT = config.switch("YOLACTPP_BUILD_STRICT", False)
 
 
 class OpsUnavailable(Exception):
     """Why the native ops are not built; ends up in the one explanatory line."""
 
 
-def sources(pattern: str) -> list[str]:
-    return sorted(p.as_posix() for p in OPS_DIR.glob(pattern))
-
-
 def cuda_arch_list(torch) -> str:
     """TORCH_CUDA_ARCH_LIST as set, else the architectures the installed torch was built for."""
-    if os.environ.get("TORCH_CUDA_ARCH_LIST"):
-        return os.environ["TORCH_CUDA_ARCH_LIST"]
-    archs = sorted({a.split("_", 1)[1] for a in torch.cuda.get_arch_list() if a.startswith("sm_")}, key=int)
-    if not archs:
+    archs = config.cuda_arch_list(torch.cuda.get_arch_list(), os.environ.get("TORCH_CUDA_ARCH_LIST"))
+    if archs is None:
         raise OpsUnavailable("torch reports no CUDA architectures; set TORCH_CUDA_ARCH_LIST")
-    return ";".join(f"{a[:-1]}.{a[-1]}" for a in archs) + "+PTX"
-
-
-def locate_cuda_home() -> None:
-    """Point CUDA_HOME at a toolkit with headers when it is unset and torch's guess has none.
-
-    torch guesses the toolkit from ``which nvcc``; an nvcc wrapper script in /usr/local/bin then
-    yields /usr/local, which lacks cuda_runtime_api.h. Must run before cpp_extension is imported.
-    """
-    if os.environ.get("CUDA_HOME") or os.environ.get("CUDA_PATH"):
-        return
-    nvcc = shutil.which("nvcc")
-    guesses = [os.path.dirname(os.path.dirname(os.path.realpath(nvcc)))] if nvcc else []
-    for home in guesses + ["/usr/local/cuda"]:
-        if os.path.exists(os.path.join(home, "include", "cuda_runtime_api.h")):
-            os.environ["CUDA_HOME"] = home
-            return
+    return archs
 
 
 def make_extension(cuda: bool):
-    """The ``yolactpp._C`` extension: CPU sources always, CUDA sources when ``cuda``."""
+    """The ``yolactpp._C`` extension: the sources outside ``cuda/`` folders always, those inside when ``cuda``.
+
+    The torch (and CUDA) version is compiled in as the build record, which the loader checks before
+    loading the library, so a wheel installed next to another torch falls back instead of crashing.
+    """
+    import torch
     from torch.utils import cpp_extension
 
-    cxx_flags = ["-O3", "-g0", "-ffp-contract=off"] if sys.platform != "win32" else ["/O2", "/fp:precise"]
-    kwargs = dict(py_limited_api=True, extra_compile_args={"cxx": cxx_flags})
-    cpu_sources = [s for s in sources("**/*.cpp") if "_cuda" not in Path(s).name]
+    defines = config.build_defines(torch.__version__, torch.version.cuda if cuda else None)
+    sources = [os.path.relpath(s) for s in config.op_sources(cuda, OPS_DIR.resolve())]
+    kwargs = dict(py_limited_api=True, extra_compile_args={"cxx": config.cxx_flags() + defines})
     if not cuda:
-        return cpp_extension.CppExtension("yolactpp._C", cpu_sources, **kwargs)
-    kwargs["extra_compile_args"]["nvcc"] = ["-O3"]
-    cuda_sources = sources("**/*_cuda_*.cpp") + sources("**/*.cu")
-    return cpp_extension.CUDAExtension("yolactpp._C", cpu_sources + cuda_sources, **kwargs)
+        return cpp_extension.CppExtension("yolactpp._C", sources, **kwargs)
+    kwargs["extra_compile_args"]["nvcc"] = config.nvcc_flags() + defines
+    return cpp_extension.CUDAExtension("yolactpp._C", sources, **kwargs)
 
 
 def plan():
     """(extension, build_ext class, description) for this environment; raises OpsUnavailable."""
-    if not switch("YOLACTPP_BUILD_OPS", True):
+    if not config.switch("YOLACTPP_BUILD_OPS", True):
         raise OpsUnavailable("YOLACTPP_BUILD_OPS=0")
-    locate_cuda_home()
+    config.locate_cuda_home()
     try:
         import torch
         from torch.utils import cpp_extension
@@ -117,7 +103,7 @@ def plan():
             raise OpsUnavailable(f"no C++ compiler found (CXX={compiler})")
     cuda = False
     why_not_cuda = "YOLACTPP_BUILD_CUDA=0"
-    if switch("YOLACTPP_BUILD_CUDA", True):
+    if config.switch("YOLACTPP_BUILD_CUDA", True):
         nvcc = os.path.join(cpp_extension.CUDA_HOME or "", "bin", "nvcc")
         if torch.version.cuda is None:
             why_not_cuda = "torch was built without CUDA"
@@ -180,10 +166,11 @@ def configure() -> dict:
     say("build switches: " + ", ".join(f"{k}={os.environ.get(k) or f'(unset: {v})'}" for k, v in SWITCHES.items()))
     try:
         extension, build_class, description, cuda = plan()
-    except OpsUnavailable as exc:
+    except Exception as exc:  # OpsUnavailable, or anything unforeseen: never fail the install for the ops
+        why = str(exc) if isinstance(exc, OpsUnavailable) else one_line(exc)
         if STRICT:
-            raise SystemExit(f"yolactpp: YOLACTPP_BUILD_STRICT=1 and the native ops cannot be built: {exc}")
-        say(f"native ops NOT built: {exc}; {FALLBACK}")
+            raise SystemExit(f"yolactpp: YOLACTPP_BUILD_STRICT=1 and the native ops cannot be built: {why}")
+        say(f"native ops NOT built: {why}; {FALLBACK}")
         return {}
     say(f"building native ops: {description}")
     build_class = build_class.with_options(no_python_abi_suffix=False)

@@ -39,7 +39,7 @@ def test_api_reference_covers_the_results_api() -> None:
 def test_docs_link_to_existing_files() -> None:
     quickstart = (DOCS / "quickstart.md").read_text()
     assert "assets/quickstart_plot.png" in quickstart and (DOCS / "assets" / "quickstart_plot.png").is_file()
-    for page in ("quickstart.md", "cli.md", "api.md", "ray.md"):
+    for page in ("quickstart.md", "cli.md", "api.md", "ray.md", "interop.md"):
         assert (DOCS / page).is_file()
 
 
@@ -78,3 +78,8 @@ def test_quickstart_notebook_runs(
     expected = square_det[square_det.scores > 0.3]
     assert f"Detections(n={len(expected)}, image_size=(h=550, w=550)" in text
     assert f"{len(expected.to_coco(1))} ['bbox', 'category_id', 'image_id', 'score', 'segmentation']" in text
+    # the interop cells: supervision's annotators drew a picture, polygons and a table came out
+    assert sum("image/png" in out.get("data", {}) for out in outputs) >= 2
+    assert "supervision.detection.core" in text and "first COCO polygon:" in text
+    tables = [out["data"].get("text/plain", "") for out in outputs if "data" in out]
+    assert any("class_name" in "".join(t) and "area" in "".join(t) for t in tables)

@@ -6,8 +6,8 @@ detections are fixed, so nothing on either side comes from the library's own out
 
 from __future__ import annotations
 
-from pathlib import Path
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np

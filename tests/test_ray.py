@@ -27,6 +27,7 @@ else:
     ray = pytest.importorskip("ray", reason="Ray Data is not installed (pip install 'yolactpp[ray]')")
 
 from yolactpp.integrations.ray import RESULT_SCHEMA, Predictor, predict_dataset, read_image_files  # noqa: E402
+from yolactpp.predict_options import PredictOptions  # noqa: E402
 
 OPTIONS: dict[str, Any] = {"score_threshold": 0.3, "max_detections": 25}
 CLI_OPTIONS = ["--score-threshold", "0.3", "--max-detections", "25"]
@@ -169,7 +170,7 @@ def test_read_images_arrays_own_format_folder_and_default_pool(
         (folder / name).write_bytes((images_dir / name).read_bytes())
     weights = v1_model.save_pretrained(tmp_path / "own_format")
     ds = ray.data.read_images(str(folder), mode="RGB", include_paths=True)
-    rows = predict_dataset(ds, weights, batch_size=3, **OPTIONS).take_all()
+    rows = predict_dataset(ds, weights, batch_size=3, options=PredictOptions(**OPTIONS)).take_all()  # the object crosses to actors
     assert sorted(Path(r["path"]).name for r in rows) == sorted(names)
     for row in rows:
         _assert_row_matches(row, reference[str((images_dir / Path(row["path"]).name).resolve())])
@@ -194,6 +195,8 @@ def test_predictor_reads_paths_arrays_and_ids_and_reports_bad_rows(v1_checkpoint
     predictor = Predictor(v1_checkpoint)
     with pytest.raises(ValueError, match="unknown class"):
         Predictor(v1_checkpoint, classes=["no such class"])
+    with pytest.raises(ValueError, match="unknown class"):
+        Predictor(v1_checkpoint, options=PredictOptions(classes=["no such class"]))
 
     table = predictor(pd.DataFrame({"path": [str(square_path), "/no/such/file.png"], "image_id": ["a", "b"]}))
     assert table.schema.equals(RESULT_SCHEMA)
@@ -213,6 +216,13 @@ def test_predictor_reads_paths_arrays_and_ids_and_reports_bad_rows(v1_checkpoint
 
     with pytest.raises(ValueError, match="expected 'bytes'"):
         predictor({"pixels": np.zeros(1)})
+
+    def bug(*args: Any) -> None:  # error rows are for bad inputs (by exception type), never for bugs
+        raise RuntimeError("a library bug")
+
+    predictor._to_array = bug  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError, match="a library bug"):
+        predictor({"path": [str(square_path)]})
 
 
 # -- the command line ----------------------------------------------------------------------------

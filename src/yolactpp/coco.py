@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal, Sequence, Union
 import numpy as np
 
 from yolactpp.classes import COCO_CATEGORY_IDS, COCO_CLASSES
+from yolactpp.errors import InvalidArgumentError
 
 if TYPE_CHECKING:
     from yolactpp.results import Detections
@@ -49,7 +50,7 @@ def encode_masks_rle(masks: np.ndarray) -> list[dict[str, Any]]:
 
     masks = np.asarray(masks)
     if masks.ndim != 3:
-        raise ValueError(f"masks must be [N, H, W], got shape {masks.shape}")
+        raise InvalidArgumentError(f"masks must be [N, H, W], got shape {masks.shape}")
     if masks.shape[0] == 0:
         return []
     stacked = np.asfortranarray(masks.transpose(1, 2, 0).astype(np.uint8))
@@ -61,7 +62,7 @@ def encode_mask_rle(mask: np.ndarray) -> dict[str, Any]:
     """One binary mask ``[H, W]`` -> a COCO RLE dict ``{"size": [H, W], "counts": str}``."""
     mask = np.asarray(mask)
     if mask.ndim != 2:
-        raise ValueError(f"mask must be [H, W], got shape {mask.shape}")
+        raise InvalidArgumentError(f"mask must be [H, W], got shape {mask.shape}")
     return encode_masks_rle(mask[None])[0]
 
 
@@ -94,11 +95,11 @@ def resolve_category_ids(names: Sequence[str], category_ids: CategoryIds | None 
     if isinstance(category_ids, Mapping):
         stray = sorted(set(category_ids) - set(names))
         if stray:
-            raise ValueError(f"category_ids names {stray} are not classes of this model")
+            raise InvalidArgumentError(f"category_ids names {stray} are not classes of this model")
         return tuple(None if n not in category_ids else int(category_ids[n]) for n in names)
     ids = tuple(int(i) for i in category_ids)
     if len(ids) != len(names):
-        raise ValueError(f"category_ids has {len(ids)} entries for {len(names)} classes")
+        raise InvalidArgumentError(f"category_ids has {len(ids)} entries for {len(names)} classes")
     return ids
 
 
@@ -115,6 +116,8 @@ def to_coco_results(
     *,
     kind: RecordKind = "both",
     skip_empty: bool = True,
+    polygons: bool = False,
+    tolerance: float = 1.0,
 ) -> list[dict[str, Any]]:
     """COCO result records of one image's detections (see the module notes for conventions).
 
@@ -122,14 +125,20 @@ def to_coco_results(
     (``box_scores``), ``kind="segm"`` mask records scored with the final score, as the original's
     two result files do (the scores differ for YOLACT++ only); ``"both"`` writes one record per
     detection with ``bbox`` and ``segmentation`` and the final score.
+
+    ``polygons=True`` writes ``segmentation`` as COCO polygons (flat ``[x1, y1, x2, y2, ...]``
+    lists, see :mod:`yolactpp.polygons`, simplified within ``tolerance`` pixels) instead of RLE; a
+    mask too small to outline keeps its RLE.
     """
     if kind not in ("both", "bbox", "segm"):
-        raise ValueError(f"kind must be 'both', 'bbox' or 'segm', got {kind!r}")
+        raise InvalidArgumentError(f"kind must be 'both', 'bbox' or 'segm', got {kind!r}")
     cat_of_label = resolve_category_ids(detections.names, category_ids)
     if len(detections) == 0:
         return []
-    labels = detections.labels.cpu().numpy()
-    xywh = integer_xywh(detections.boxes.detach().cpu().double().numpy())
+    from yolactpp.results import _to_numpy  # tensors or numpy arrays (exported models) alike
+
+    labels = _to_numpy(detections.labels)
+    xywh = integer_xywh(_to_numpy(detections.boxes).astype(np.float64))
     keep = np.array([cat_of_label[label] is not None for label in labels], dtype=bool)
     if skip_empty:
         keep &= (xywh[:, 2] * xywh[:, 3]) > 0
@@ -137,15 +146,25 @@ def to_coco_results(
     if index.size == 0:
         return []
     score_source = detections.box_scores if kind == "bbox" else detections.scores
-    scores = score_source.detach().cpu().double().numpy()
-    rles = encode_masks_rle(detections[index.tolist()].masks.cpu().numpy()) if kind != "bbox" else None
+    scores = _to_numpy(score_source).astype(np.float64)
+    segmentations: list[Any] | None = None
+    if kind != "bbox":
+        masks = _to_numpy(detections[index.tolist()].masks)
+        segmentations = list(encode_masks_rle(masks))
+        if polygons:
+            from yolactpp.polygons import mask_to_polygons, polygons_to_coco
+
+            for j, mask in enumerate(masks):
+                outlines = polygons_to_coco(mask_to_polygons(mask, tolerance))
+                if outlines:
+                    segmentations[j] = outlines
     records = []
     for j, i in enumerate(index):
         record: dict[str, Any] = {"image_id": image_id, "category_id": cat_of_label[labels[i]]}
         if kind != "segm":
             record["bbox"] = [float(v) for v in xywh[i]]
-        if rles is not None:
-            record["segmentation"] = rles[j]
+        if segmentations is not None:
+            record["segmentation"] = segmentations[j]
         record["score"] = float(scores[i])
         records.append(record)
     return records

@@ -13,6 +13,8 @@ from typing import Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from yolactpp.errors import InvalidArgumentError
+
 __all__ = ["PALETTE", "blend_masks", "class_color", "draw_detections"]
 
 #: Twenty well-separated colours (RGB); class ``i`` uses ``PALETTE[i % 20]``.
@@ -46,7 +48,7 @@ def blend_masks(
     rounded to uint8. Pixels outside every mask are returned unchanged.
     """
     if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+        raise InvalidArgumentError(f"alpha must be in [0, 1], got {alpha}")
     out = image.astype(np.float32)
     for mask, color in zip(masks, colors):
         extent = _extent(mask)
@@ -87,19 +89,26 @@ def draw_detections(
     alpha: float = 0.45,
     line_width: int | None = None,
     font_size: int | None = None,
+    track_ids: np.ndarray | None = None,
 ) -> Image.Image:
     """Draw detections on an RGB uint8 image ``[H, W, 3]``; returns a new PIL image.
 
     ``boxes`` are pixel (x1, y1, x2, y2); ``masks`` (optional) bool ``[N, H, W]`` at the image size.
+    With ``track_ids`` (``-1``: untracked) a tracked detection is coloured by its track and its
+    label starts with ``#<id>``, so one object keeps its colour and number over a video.
     Line width and font size default to values that scale with the image.
     """
     height, width = image.shape[:2]
     order = np.argsort(np.asarray(scores), kind="stable")  # lowest first, so the best is drawn last
-    colors = [class_color(labels[i]) for i in order]
+    tracks = None if track_ids is None else np.asarray(track_ids)
+    colors = [
+        class_color(labels[i]) if tracks is None or tracks[i] < 0 else class_color(7 * int(tracks[i]))
+        for i in order
+    ]
     canvas = image
     if masks is not None and len(order):
         if masks.shape[1:] != (height, width):
-            raise ValueError(f"masks are {masks.shape[1:]} but the image is {(height, width)}")
+            raise InvalidArgumentError(f"masks are {masks.shape[1:]} but the image is {(height, width)}")
         canvas = blend_masks(image, masks[order], colors, alpha)
     pil = Image.fromarray(np.ascontiguousarray(canvas))
     if not (show_boxes or show_labels) or not len(order):
@@ -114,6 +123,8 @@ def draw_detections(
             draw.rectangle((x1, y1, max(x1, x2 - 1), max(y1, y2 - 1)), outline=color, width=lw)
         if show_labels:
             text = names[int(labels[i])] + (f" {float(scores[i]):.2f}" if show_scores else "")
+            if tracks is not None and tracks[i] >= 0:
+                text = f"#{int(tracks[i])} {text}"
             left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
             tw, th = right - left, bottom - top + 2 * lw
             ty = y1 - th if y1 - th >= 0 else y1  # above the box when there is room, else inside it

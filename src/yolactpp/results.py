@@ -6,16 +6,17 @@ import json
 import operator
 import os
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import numpy as np
-import torch
 
-from yolactpp.postprocess import upsample_masks
+from yolactpp.errors import InvalidArgumentError, InvalidIndexError, MissingDependencyError
 
 if TYPE_CHECKING:
+    import torch
     from PIL import Image
 
     from yolactpp.coco import CategoryIds, RecordKind
@@ -36,6 +37,8 @@ class DetectionArrays:
     masks: np.ndarray | None
     names: tuple[str, ...]
     image_size: tuple[int, int]
+    #: int [N] track id of each detection (``-1``: not tracked yet), when predicted with ``track=True``.
+    track_ids: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.scores.shape[0])
@@ -46,11 +49,21 @@ class DetectionArrays:
         return [self.names[i] for i in self.labels.tolist()]
 
 
-def _to_numpy(t: torch.Tensor) -> np.ndarray:
+def _to_numpy(t: torch.Tensor | np.ndarray) -> np.ndarray:
+    if isinstance(t, np.ndarray):
+        return t
+    import torch
+
     t = t.detach().cpu()
     if t.dtype in (torch.bfloat16, torch.float16):
         t = t.float()
     return t.numpy()
+
+
+def _is_tensor(value: object) -> bool:
+    """Whether ``value`` is a torch tensor (without importing torch when nothing did yet)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(value, torch.Tensor)
 
 
 def _safe_name(name: str) -> str:
@@ -73,8 +86,14 @@ class Detections:
       access and cached (:meth:`masks_at` builds them at any other size).
     - ``image``: the RGB uint8 [H, W, 3] array the model saw (kept for :meth:`plot`), or ``None``.
     - ``path``: the image file, when the image was given as a path.
+    - ``track_ids``: int64 [N] track id of each detection over a video (``-1``: not confirmed
+      as a track yet), or ``None`` when not tracked (see ``iter_predict(..., track=True)``).
 
     Index with an int, slice, bool tensor or index list to select detections; every field follows.
+
+    Detections from an exported model run without torch (:mod:`yolactpp.export`) hold numpy
+    arrays in these fields instead of tensors (on the CPU); everything else works the same, and
+    torch is then never imported.
     """
 
     def __init__(
@@ -91,11 +110,12 @@ class Detections:
         masks: torch.Tensor | None = None,
         image: np.ndarray | None = None,
         path: str | os.PathLike[str] | None = None,
+        track_ids: torch.Tensor | np.ndarray | None = None,
     ) -> None:
         n = int(scores.shape[0])
-        for name, t in (("boxes", boxes), ("labels", labels), ("soft_masks", soft_masks)):
-            if int(t.shape[0]) != n:
-                raise ValueError(f"{name} has {t.shape[0]} rows but there are {n} scores")
+        for name, t in (("boxes", boxes), ("labels", labels), ("soft_masks", soft_masks), ("track_ids", track_ids)):
+            if t is not None and int(t.shape[0]) != n:
+                raise InvalidArgumentError(f"{name} has {t.shape[0]} rows but there are {n} scores")
         self.boxes = boxes
         self.scores = scores
         self.labels = labels
@@ -107,6 +127,7 @@ class Detections:
         self._masks = masks
         self.image = image
         self.path = None if path is None else str(path)
+        self.track_ids = track_ids
 
     # -- basic container protocol -------------------------------------------------------------
     def __len__(self) -> int:
@@ -122,20 +143,34 @@ class Detections:
         return [self.names[i] for i in self.labels.tolist()]
 
     @property
+    def _numpy_backed(self) -> bool:
+        """Whether the fields are numpy arrays (detections of an exported model run without torch)."""
+        return isinstance(self.scores, np.ndarray)
+
+    def _upsample(self, height: int, width: int) -> Any:
+        if self._numpy_backed:
+            from yolactpp.numpy_ops import upsample_masks as upsample_numpy
+
+            return upsample_numpy(self.soft_masks, height, width)
+        from yolactpp.postprocess import upsample_masks
+
+        return upsample_masks(self.soft_masks, height, width)
+
+    @property
     def masks(self) -> torch.Tensor:
         """Binary masks ``[N, H, W]`` at the original image size (computed once, then cached)."""
         if self._masks is None:
             h, w = self.image_size
-            self._masks = upsample_masks(self.soft_masks, h, w)
+            self._masks = self._upsample(h, w)
         return self._masks
 
     def masks_at(self, height: int, width: int) -> torch.Tensor:
         """Binary masks ``[N, height, width]`` built from the soft masks at another size (not cached)."""
         if height < 1 or width < 1:
-            raise ValueError(f"mask size must be positive, got {height} x {width}")
+            raise InvalidArgumentError(f"mask size must be positive, got {height} x {width}")
         if (height, width) == self.image_size:
             return self.masks
-        return upsample_masks(self.soft_masks, int(height), int(width))
+        return self._upsample(int(height), int(width))
 
     def _replace(self, **fields: Any) -> "Detections":
         current = dict(
@@ -150,21 +185,30 @@ class Detections:
             masks=self._masks,
             image=self.image,
             path=self.path,
+            track_ids=self.track_ids,
         )
         current.update(fields)
         return Detections(**current)
 
     def __getitem__(self, index: int | slice | torch.Tensor | np.ndarray | Sequence[int]) -> "Detections":
         """Select detections by int, slice, bool mask or index list; every field follows."""
-        if not isinstance(index, (slice, torch.Tensor, np.ndarray, list, tuple)) and hasattr(index, "__index__"):
+        if not isinstance(index, (slice, np.ndarray, list, tuple)) and not _is_tensor(index) and hasattr(index, "__index__"):
             i = operator.index(index)
             if not -len(self) <= i < len(self):
-                raise IndexError(f"detection index {i} out of range for {len(self)} detections")
+                raise InvalidIndexError(f"detection index {i} out of range for {len(self)} detections")
             index = slice(i, i + 1 if i != -1 else None)
+        elif self._numpy_backed and not isinstance(index, slice):
+            index = np.asarray(_to_numpy(index) if _is_tensor(index) else index)
+            if index.dtype == np.bool_ and index.shape != self.scores.shape:
+                raise InvalidIndexError(f"boolean index of shape {tuple(index.shape)} for {len(self)} detections")
+            if index.dtype != np.bool_:
+                index = index.astype(np.int64).reshape(-1)
         elif not isinstance(index, slice):
+            import torch
+
             index = torch.as_tensor(index, device=self.scores.device)
             if index.dtype == torch.bool and index.shape != self.scores.shape:
-                raise IndexError(f"boolean index of shape {tuple(index.shape)} for {len(self)} detections")
+                raise InvalidIndexError(f"boolean index of shape {tuple(index.shape)} for {len(self)} detections")
             if index.dtype != torch.bool:
                 index = index.long().reshape(-1)
 
@@ -179,6 +223,7 @@ class Detections:
             box_scores=self.box_scores[index],
             mask_iou=pick(self.mask_iou),
             masks=pick(self._masks),
+            track_ids=pick(self.track_ids),
         )
 
     def cpu(self) -> "Detections":
@@ -187,6 +232,12 @@ class Detections:
 
     def to(self, device: torch.device | str) -> "Detections":
         """A copy with every tensor on ``device``."""
+        if self._numpy_backed:
+            if str(device) != "cpu":
+                raise InvalidArgumentError(
+                    f"these detections hold numpy arrays (CPU only); cannot move them to {device}"
+                )
+            return self._replace()
 
         def move(t: torch.Tensor | None) -> torch.Tensor | None:
             return None if t is None else t.to(device)
@@ -199,6 +250,7 @@ class Detections:
             box_scores=self.box_scores.to(device),
             mask_iou=move(self.mask_iou),
             masks=move(self._masks),
+            track_ids=move(self.track_ids),
         )
 
     # -- selection ----------------------------------------------------------------------------
@@ -208,6 +260,15 @@ class Detections:
         Unknown class names raise ``ValueError`` listing the valid ones.
         """
         from yolactpp.classes import resolve_class_ids
+
+        if self._numpy_backed:
+            keep_np = np.ones(len(self), dtype=bool)
+            if classes is not None:
+                keep_np &= np.isin(self.labels, resolve_class_ids(classes, self.names))
+            if min_score is not None:
+                keep_np &= self.scores >= min_score
+            return self[keep_np]
+        import torch
 
         keep = torch.ones(len(self), dtype=torch.bool, device=self.scores.device)
         if classes is not None:
@@ -229,11 +290,13 @@ class Detections:
             masks=_to_numpy(self.masks) if masks else None,
             names=self.names,
             image_size=self.image_size,
+            track_ids=None if self.track_ids is None else _to_numpy(self.track_ids),
         )
 
     def summary(self, decimals: int | None = None) -> list[dict[str, Any]]:
         """One JSON-ready row per detection: ``class_id``, ``class_name``, ``score``, ``box``
-        (x1, y1, x2, y2 pixels), ``box_score`` and, for YOLACT++, ``mask_iou``.
+        (x1, y1, x2, y2 pixels), ``box_score``, for YOLACT++ ``mask_iou`` and, when tracked,
+        ``track_id`` (``None`` for a detection not confirmed as a track yet).
 
         ``decimals`` rounds the floats (``None`` keeps full precision).
         """
@@ -254,6 +317,9 @@ class Detections:
             }
             if arrays.mask_iou is not None:
                 row["mask_iou"] = r(float(arrays.mask_iou[i]))
+            if arrays.track_ids is not None:
+                track = int(arrays.track_ids[i])
+                row["track_id"] = track if track >= 0 else None
             rows.append(row)
         return rows
 
@@ -280,15 +346,90 @@ class Detections:
         *,
         kind: "RecordKind" = "both",
         skip_empty: bool = True,
+        polygons: bool = False,
+        tolerance: float = 1.0,
     ) -> list[dict[str, Any]]:
         """COCO result records (``image_id``, ``category_id``, ``bbox`` [x, y, w, h], ``score``,
         ``segmentation`` RLE) as the original writes them; see :func:`yolactpp.coco.to_coco_results`.
 
         ``category_ids`` defaults to the COCO ids for the 80 COCO classes and ``1..N`` otherwise.
+        ``polygons=True`` writes each ``segmentation`` as COCO polygons (see :meth:`polygons`;
+        ``tolerance`` in pixels) instead of RLE, for labelling tools.
         """
         from yolactpp.coco import to_coco_results
 
-        return to_coco_results(self, image_id, category_ids, kind=kind, skip_empty=skip_empty)
+        return to_coco_results(
+            self, image_id, category_ids, kind=kind, skip_empty=skip_empty, polygons=polygons, tolerance=tolerance
+        )
+
+    def polygons(self, tolerance: float = 1.0) -> list[list[np.ndarray]]:
+        """Per detection, the outer outlines of its mask: a list of float ``[K, 2]`` (x, y) arrays
+        in image pixels, one per separate part; holes are filled, as COCO polygons do.
+
+        ``tolerance`` (pixels) simplifies the outlines (``0``: every traced point). Needs the
+        ``polygons`` extra (contourpy and shapely); see :mod:`yolactpp.polygons`.
+        """
+        from yolactpp.polygons import mask_to_polygons
+
+        masks = self.numpy().masks
+        assert masks is not None
+        return [mask_to_polygons(mask, tolerance) for mask in masks]
+
+    def to_supervision(self) -> Any:
+        """A ``supervision.Detections`` (xyxy, mask, confidence, class_id, tracker_id when tracked,
+        and ``data["class_name"]``) for supervision's annotators, zones and trackers.
+
+        Needs the ``supervision`` extra (imported here, on first use).
+        """
+        try:
+            import supervision as sv
+        except ImportError:
+            raise MissingDependencyError(
+                "to_supervision needs supervision: pip install 'yolactpp[supervision]' (or pip install supervision)"
+            ) from None
+        arrays = self.numpy()
+        return sv.Detections(
+            xyxy=arrays.boxes.astype(np.float32).reshape(-1, 4),
+            mask=arrays.masks,
+            confidence=arrays.scores.astype(np.float32),
+            class_id=arrays.labels.astype(int),
+            tracker_id=None if arrays.track_ids is None else arrays.track_ids.astype(int),
+            data={"class_name": np.array(arrays.class_names, dtype=str).reshape(-1)},
+        )
+
+    def to_pandas(self) -> Any:
+        """A ``pandas.DataFrame`` with one row per detection: ``class_id``, ``class_name``,
+        ``score``, ``box_score``, ``mask_iou`` (YOLACT++, else missing), ``x1``, ``y1``, ``x2``,
+        ``y2`` (pixels), ``area`` (mask pixels) and, when tracked, ``track_id`` (missing when not
+        confirmed yet).
+
+        Needs the ``pandas`` extra (imported here, on first use).
+        """
+        try:
+            import pandas as pd
+        except ImportError:
+            raise MissingDependencyError(
+                "to_pandas needs pandas: pip install 'yolactpp[pandas]' (or pip install pandas)"
+            ) from None
+        arrays = self.numpy()
+        assert arrays.masks is not None
+        n = len(arrays)
+        boxes = arrays.boxes.astype(np.float64).reshape(-1, 4)
+        columns: dict[str, Any] = {
+            "class_id": arrays.labels.astype(np.int64),
+            "class_name": pd.Series(arrays.class_names, dtype="string"),
+            "score": arrays.scores.astype(np.float64),
+            "box_score": arrays.box_scores.astype(np.float64),
+            "mask_iou": np.full(n, np.nan) if arrays.mask_iou is None else arrays.mask_iou.astype(np.float64),
+            "x1": boxes[:, 0],
+            "y1": boxes[:, 1],
+            "x2": boxes[:, 2],
+            "y2": boxes[:, 3],
+            "area": arrays.masks.sum(axis=(1, 2)).astype(np.int64),
+        }
+        if arrays.track_ids is not None:
+            columns["track_id"] = pd.array([int(t) if t >= 0 else None for t in arrays.track_ids], dtype="Int64")
+        return pd.DataFrame(columns)
 
     # -- files and pictures -------------------------------------------------------------------
     def save_masks(self, directory: str | os.PathLike[str], prefix: str | None = None) -> list[Path]:
@@ -326,7 +467,8 @@ class Detections:
         """The image with masks blended in, boxes and "class score" labels drawn; a PIL image.
 
         ``image`` defaults to the one the detections came from; pass one (any input ``predict``
-        accepts) of the same size to draw on something else. Each class has a fixed colour.
+        accepts) of the same size to draw on something else. Each class has a fixed colour; tracked
+        detections are coloured by track and labelled ``#<track id> class score``.
         """
         from yolactpp.plotting import draw_detections
         from yolactpp.preprocess import load_image, to_rgb_array
@@ -337,10 +479,12 @@ class Detections:
             elif self.path is not None:
                 image = load_image(self.path)
             else:
-                raise ValueError("these detections carry no image; pass one: plot(image)")
+                raise InvalidArgumentError("these detections carry no image; pass one: plot(image)")
         rgb = to_rgb_array(image)
         if rgb.shape[:2] != self.image_size:
-            raise ValueError(f"image is {rgb.shape[0]} x {rgb.shape[1]} (h x w) but the detections are for {self.image_size}")
+            raise InvalidArgumentError(
+                f"image is {rgb.shape[0]} x {rgb.shape[1]} (h x w) but the detections are for {self.image_size}"
+            )
         arrays = self.numpy(masks=masks)
         return draw_detections(
             rgb,
@@ -355,4 +499,5 @@ class Detections:
             alpha=alpha,
             line_width=line_width,
             font_size=font_size,
+            track_ids=arrays.track_ids,
         )

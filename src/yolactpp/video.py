@@ -1,5 +1,9 @@
 """Reading and writing videos as RGB uint8 frames, through PyAV (the ``video`` extra).
 
+Frames are read in their displayed orientation: a rotation in the video's metadata (the display
+matrix phones write for portrait videos) is applied to the pixels, so what the model sees, the
+detections and an annotated copy are all upright, as a player shows the video.
+
 PyAV is imported on first use; without it a clear ``ImportError`` says what to install.
 """
 
@@ -14,9 +18,18 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from yolactpp.errors import YolactppError
+from yolactpp.errors import MissingDependencyError, MissingFileError, YolactppError
 
-__all__ = ["VIDEO_SUFFIXES", "VideoError", "VideoInfo", "VideoWriter", "probe_video", "read_frames"]
+__all__ = [
+    "VIDEO_SUFFIXES",
+    "VideoError",
+    "VideoInfo",
+    "VideoWriter",
+    "frame_rotation",
+    "probe_video",
+    "read_frames",
+    "upright_array",
+]
 
 #: File suffixes treated as videos (lower case).
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")
@@ -32,25 +45,46 @@ def _av() -> Any:
     try:
         import av
     except ImportError:
-        raise ImportError("video support needs PyAV: pip install 'yolactpp[video]' (or pip install av)") from None
+        raise MissingDependencyError(
+            "video support needs PyAV: pip install 'yolactpp[video]' (or pip install av)"
+        ) from None
     return av
 
 
 @dataclass(frozen=True)
 class VideoInfo:
-    """Frame rate, frame count (``None`` when the container does not say) and frame size."""
+    """Frame rate, frame count (``None`` when the container does not say) and the displayed frame
+    size; ``rotation`` is the counter-clockwise turn (degrees) applied to the stored frames."""
 
     fps: Fraction
     frames: int | None
     width: int
     height: int
+    rotation: int = 0
+
+
+def frame_rotation(frame: Any) -> int:
+    """The counter-clockwise rotation (0, 90, 180 or 270 degrees) that shows ``frame`` upright,
+    from its display matrix; 0 without one (or with a PyAV too old to read it)."""
+    try:
+        degrees = float(getattr(frame, "rotation", 0) or 0)
+    except Exception:  # a malformed display matrix is treated as none
+        return 0
+    return int(round(degrees / 90.0)) % 4 * 90
+
+
+def upright_array(frame: Any) -> np.ndarray:
+    """A decoded PyAV video frame as an RGB uint8 ``[H, W, 3]`` array in its displayed orientation."""
+    array = frame.to_ndarray(format="rgb24")
+    turns = frame_rotation(frame) // 90
+    return np.ascontiguousarray(np.rot90(array, turns)) if turns else array
 
 
 def _open(path: str | os.PathLike[str]) -> Any:
     av = _av()
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"video file not found: {p}")
+        raise MissingFileError(f"video file not found: {p}")
     try:
         container = av.open(str(p))
     except av.FFmpegError as exc:
@@ -62,18 +96,28 @@ def _open(path: str | os.PathLike[str]) -> Any:
 
 
 def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
-    """Read a video's :class:`VideoInfo` without decoding it."""
+    """Read a video's :class:`VideoInfo`, decoding its first frame only (for the rotation)."""
+    av = _av()
     container = _open(path)
     try:
         stream = container.streams.video[0]
         rate = stream.average_rate or stream.guessed_rate or _DEFAULT_FPS
-        return VideoInfo(Fraction(rate), int(stream.frames) or None, stream.width, stream.height)
+        width, height, rotation = stream.width, stream.height, 0
+        try:
+            first = next(container.decode(stream), None)
+        except av.FFmpegError:
+            first = None  # read_frames names the decoding error
+        if first is not None:
+            rotation = frame_rotation(first)
+            width, height = (first.height, first.width) if rotation in (90, 270) else (first.width, first.height)
+        return VideoInfo(Fraction(rate), int(stream.frames) or None, width, height, rotation)
     finally:
         container.close()
 
 
 def read_frames(path: str | os.PathLike[str]) -> Iterator[np.ndarray]:
-    """Decode a video lazily into RGB uint8 ``[H, W, 3]`` frames; the file closes when done."""
+    """Decode a video lazily into RGB uint8 ``[H, W, 3]`` frames, upright (the metadata rotation
+    applied); the file closes when done."""
     av = _av()
     container = _open(path)
     try:
@@ -81,7 +125,7 @@ def read_frames(path: str | os.PathLike[str]) -> Iterator[np.ndarray]:
         stream.thread_type = "AUTO"
         try:
             for frame in container.decode(stream):
-                yield frame.to_ndarray(format="rgb24")
+                yield upright_array(frame)
         except av.FFmpegError as exc:
             raise VideoError(f"error while decoding {path}: {exc}") from None
     finally:
@@ -112,7 +156,7 @@ class VideoWriter:
         """Append one RGB uint8 ``[H, W, 3]`` frame (the size given at construction)."""
         h, w = frame.shape[:2]
         if (h + h % 2, w + w % 2) != (self.height, self.width):
-            raise ValueError(f"frame is {w} x {h}, the video {self.width} x {self.height}")
+            raise VideoError(f"frame is {w} x {h}, the video {self.width} x {self.height}")
         if (h, w) != (self.height, self.width):
             frame = np.pad(frame, ((0, self.height - h), (0, self.width - w), (0, 0)), mode="edge")
         video_frame = self._av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")

@@ -1,9 +1,10 @@
-"""The ``yolactpp`` command: ``predict``, ``eval``, ``benchmark``, ``models`` and ``convert``.
+"""The ``yolactpp`` command: ``predict``, ``eval``, ``benchmark``, ``models``, ``convert``, ``build-ops`` and ``export``.
 
 Each subcommand lives in its own module with ``add_parser(subparsers)`` and ``run(args) -> int``;
 they import torch and the model only when they run, so ``yolactpp --help`` stays fast. User
-mistakes (bad arguments, missing files, unreadable images or checkpoints) end with a one-line
-message on stderr and exit code 2, never a traceback.
+mistakes (bad arguments, missing files, unreadable images or checkpoints: every
+:class:`~yolactpp.YolactppError`, and ``FileNotFoundError``) end with a one-line message on stderr
+and exit code 2, never a traceback; anything else is a bug and keeps its traceback (exit code 1).
 """
 
 from __future__ import annotations
@@ -11,12 +12,12 @@ from __future__ import annotations
 import sys
 from typing import Sequence
 
-from yolactpp.cli import benchmark, convert, evaluate, models, predict
+from yolactpp.cli import benchmark, build_ops, convert, evaluate, export, models, predict
 from yolactpp.cli._common import ArgumentParser, is_user_error, one_line
 
 __all__ = ["build_parser", "main"]
 
-_COMMANDS = (predict, evaluate, benchmark, models, convert)
+_COMMANDS = (predict, evaluate, benchmark, models, convert, build_ops, export)
 
 
 def build_parser() -> ArgumentParser:

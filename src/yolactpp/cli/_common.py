@@ -5,19 +5,23 @@ from __future__ import annotations
 import argparse
 import glob
 import os
-import sys
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, NoReturn
 
+from yolactpp.errors import MissingFileError, YolactppError
+
 if TYPE_CHECKING:
     from yolactpp.model import YolactPP
+    from yolactpp.predict_options import PredictOptions
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")  # = yolactpp.video.VIDEO_SUFFIXES (no av import here)
 DTYPES = ("float32", "float64", "bfloat16")
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
-class CliError(Exception):
+class CliError(YolactppError):
     """A user mistake the command reports in one line (exit code 2)."""
 
 
@@ -29,18 +33,12 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def is_user_error(exc: BaseException) -> bool:
-    """Whether ``exc`` is a mistake in the user's input rather than a bug."""
-    user_errors: list[type[BaseException]] = [CliError, ValueError, OSError]  # FileNotFoundError is an OSError
-    for module, name in (
-        ("yolactpp.preprocess", "InvalidImageError"),
-        ("yolactpp.checkpoint", "CheckpointError"),
-        ("yolactpp.registry", "UnknownModelError"),
-        ("yolactpp.video", "VideoError"),
-    ):
-        loaded = sys.modules.get(module)  # not loaded means it cannot have raised
-        if loaded is not None:
-            user_errors.append(getattr(loaded, name))
-    return isinstance(exc, tuple(user_errors))
+    """Whether ``exc`` is a mistake in the user's input (one line, exit 2) rather than a bug.
+
+    Only the library's deliberate errors (:class:`~yolactpp.YolactppError`) and missing files
+    qualify; anything else is a bug and keeps its traceback.
+    """
+    return isinstance(exc, (YolactppError, FileNotFoundError))
 
 
 def one_line(exc: BaseException) -> str:
@@ -65,6 +63,16 @@ def _int_at_least(minimum: int) -> Callable[[str], int]:
 
 positive_int = _int_at_least(1)
 non_negative_int = _int_at_least(0)
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
 
 
 def unit_float(text: str) -> float:
@@ -118,8 +126,17 @@ def resolve_device(name: str | None) -> Any:
     return device
 
 
+EXPORTED_SUFFIXES = (".onnx", ".pt2")
+
+
 def load_model(args: argparse.Namespace) -> "YolactPP":
-    """The model named by ``--model``/``--config``, on ``--device`` in ``--dtype``."""
+    """The model named by ``--model``/``--config``, on ``--device`` in ``--dtype``.
+
+    An exported ``.onnx`` / ``.pt2`` file gives a :class:`yolactpp.export.ExportedModel` (same
+    predict surface); for ``.onnx`` torch is not imported.
+    """
+    if Path(args.model).suffix.lower() in EXPORTED_SUFFIXES:
+        return _load_exported(args)  # type: ignore[return-value]
     import torch
 
     from yolactpp.model import YolactPP
@@ -127,6 +144,24 @@ def load_model(args: argparse.Namespace) -> "YolactPP":
     device = resolve_device(args.device)
     model = YolactPP.from_pretrained(args.model, config=args.config)
     return model.to(device=device, dtype=getattr(torch, args.dtype))
+
+
+def _load_exported(args: argparse.Namespace) -> Any:
+    from yolactpp.export import load_exported
+
+    if args.config is not None:
+        raise CliError("--config does not apply to an exported model (the file carries its config)")
+    if getattr(args, "dtype", "float32") != "float32":
+        raise CliError("--dtype does not apply to an exported model (its precision was chosen at export)")
+    device = getattr(args, "device", None)
+    if Path(args.model).suffix.lower() == ".onnx":
+        providers = None
+        if device is not None and device != "cpu":
+            if not device.startswith("cuda"):
+                raise CliError(f"ONNX models run on cpu or cuda, got --device {device!r}")
+            providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        return load_exported(args.model, providers=providers)
+    return load_exported(args.model, device=device)
 
 
 def parse_classes(values: list[str] | None) -> list[str | int] | None:
@@ -142,6 +177,18 @@ def parse_classes(values: list[str] | None) -> list[str | int] | None:
     return out or None
 
 
+def predict_options(args: argparse.Namespace) -> "PredictOptions":
+    """The :class:`PredictOptions` of ``--score-threshold``, ``--classes`` and ``--max-detections``
+    (built once, for whichever engine runs them)."""
+    from yolactpp.predict_options import PredictOptions
+
+    return PredictOptions(
+        score_threshold=args.score_threshold,
+        max_detections=args.max_detections,
+        classes=parse_classes(args.classes),
+    )
+
+
 # -- inputs and outputs ----------------------------------------------------------------------------
 def is_video(path: Path) -> bool:
     return path.suffix.lower() in VIDEO_SUFFIXES
@@ -151,6 +198,11 @@ def collect_sources(specs: list[str]) -> list[Path]:
     """Files, folders (their images and videos, not recursive) and globs -> unique paths, in order."""
     found: list[Path] = []
     for spec in specs:
+        if _URL.match(spec):
+            raise CliError(
+                f"{spec} is a URL; the local engine reads local files only: download it first "
+                "(--engine ray reads s3://, gs://, ... URIs)"
+            )
         path = Path(spec)
         if path.is_dir():
             files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES)
@@ -165,10 +217,10 @@ def collect_sources(specs: list[str]) -> list[Path]:
                 if Path(p).is_file() and Path(p).suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES
             )  # fmt: skip
             if not files:
-                raise FileNotFoundError(f"no images or videos match {spec!r}")
+                raise MissingFileError(f"no images or videos match {spec!r}")
             found += files
         else:
-            raise FileNotFoundError(f"no such file or folder: {spec}")
+            raise MissingFileError(f"no such file or folder: {spec}")
     unique: dict[Path, None] = {}
     for p in found:
         unique.setdefault(p.resolve(), None)

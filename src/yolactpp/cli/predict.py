@@ -5,6 +5,11 @@ For every image ``<name>.json`` (the ``Detections.to_dict`` form plus ``image_id
 ``predictions.json``. Every video gives ``<name>.jsonl`` (one line per frame) and an annotated
 ``<name>.mp4``. Outputs land in ``--output`` or the next free ``runs/predict``, ``runs/predict2``...
 
+Live sources (a webcam ``0`` or ``/dev/video0``, ``rtsp://``, ``http(s)://....m3u8``, ...) are read
+like videos through :class:`yolactpp.live.LiveStream`, dropping the frames inference cannot keep
+up with; ``--max-frames``/``--duration`` bound them and Ctrl-C stops any video or stream cleanly,
+with its output files closed and complete.
+
 ``--engine ray`` runs the images on Ray Data actors instead and writes one parquet row per image
 (:mod:`yolactpp.cli._ray_engine`).
 """
@@ -14,11 +19,13 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import math
+import re
 import sys
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from yolactpp.cli._common import (
     CliError,
@@ -27,11 +34,16 @@ from yolactpp.cli._common import (
     is_video,
     load_model,
     next_run_dir,
-    parse_classes,
+    positive_float,
     positive_int,
+    predict_options,
     unique_stem,
     unit_float,
 )
+from yolactpp.errors import PredictionFailure, is_item_error
+
+if TYPE_CHECKING:
+    from yolactpp.predict_options import PredictOptions
 
 NAME = "predict"
 ENGINES = ("local", "ray")
@@ -47,7 +59,11 @@ def add_parser(subparsers: Any) -> None:
         "Per video: <name>.jsonl (one line per frame) and an annotated <name>.mp4. Outputs go to --output "
         "or the next free runs/predict, runs/predict2, ... under the current folder.",
     )
-    parser.add_argument("sources", nargs="+", metavar="SOURCE", help="image or video files, folders or glob patterns")
+    parser.add_argument(
+        "sources", nargs="+", metavar="SOURCE",
+        help="image or video files, folders or glob patterns; live sources: a webcam (0, /dev/video0), "
+        "rtsp://, rtmp://, udp://, tcp://, srt:// or http(s)://....m3u8 streams",
+    )  # fmt: skip
     add_model_arguments(parser)
     group = parser.add_argument_group("detection")
     group.add_argument(
@@ -69,7 +85,35 @@ def add_parser(subparsers: Any) -> None:
     )  # fmt: skip
     group.add_argument("--no-plot", action="store_true", help="do not write annotated images or videos")
     group.add_argument("--save-masks", action="store_true", help="also write one PNG per detected mask (images only)")
+    group.add_argument(
+        "--save-polygons", action="store_true",
+        help="images: also write annotations.json, a COCO dataset with polygon masks for labelling tools (CVAT, "
+        "Label Studio); videos: add each detection's polygons to the .jsonl lines",
+    )  # fmt: skip
+    group.add_argument(
+        "--save-csv", action="store_true",
+        help="also write a table, one row per detection: detections.csv for images, <name>.csv per video",
+    )  # fmt: skip
     group.add_argument("-q", "--quiet", action="store_true", help="no per-image lines and no progress bar")
+    group = parser.add_argument_group("failures")
+    group.add_argument(
+        "--strict", action="store_true",
+        help="exit with status 2 when any input cannot be read (default: report it on stderr, go on with the "
+        "others, and fail only when none can be read)",
+    )  # fmt: skip
+    group.add_argument(
+        "--max-image-pixels", type=positive_int, metavar="N",
+        help="Pillow's decompression-bomb limit: images up to N pixels open silently, up to 2N with a warning, "
+        "larger ones are refused (default: 89478485)",
+    )  # fmt: skip
+    group = parser.add_argument_group("videos and live sources")
+    group.add_argument(
+        "--track", action="store_true",
+        help="give each detection a track id that stays with the object across frames (ByteTrack; needs "
+        "pip install 'yolactpp[track]')",
+    )  # fmt: skip
+    group.add_argument("--max-frames", type=positive_int, metavar="N", help="stop each video or stream after N frames")
+    group.add_argument("--duration", type=positive_float, metavar="SECONDS", help="stop each video or stream after this many seconds of it")
     group = parser.add_argument_group("engine")
     group.add_argument(
         "--engine", choices=ENGINES, default="local",
@@ -100,84 +144,302 @@ def _progress(iterable: Any, total: int | None, unit: str, desc: str | None, ena
     return tqdm(iterable, total=total, unit=unit, desc=desc, disable=not enabled, file=sys.stderr, leave=False)
 
 
-def _run_images(model: Any, paths: list[Path], names: list[str], out: Path, args: argparse.Namespace, options: dict[str, Any]) -> None:
+def _report(message: str) -> None:
+    """One failed input, on stderr (also with --quiet: it is a warning, not progress)."""
     from tqdm import tqdm
 
-    stream = model.iter_predict((str(p) for p in paths), batch_size=args.batch_size, **options)
+    tqdm.write(f"yolactpp predict: skipped {message}", file=sys.stderr)
+
+
+def _run_images(
+    model: Any, paths: list[Path], names: list[str], out: Path, args: argparse.Namespace, options: PredictOptions,
+    report: bool,
+) -> list[str]:
+    """Predict and write every image; returns the messages of those that could not be read (each
+    also reported on stderr when ``report``). ``predictions.json`` is written even when
+    interrupted, with the images finished by then."""
+    from tqdm import tqdm
+
+    stream = model.iter_predict((str(p) for p in paths), batch_size=args.batch_size, options=options, on_error="yield")
     bar = _progress(stream, len(paths), "image", None, enabled=not args.quiet and len(paths) > 1)
     records: list[dict[str, Any]] = []
-    for position, (path, name, det) in enumerate(zip(paths, names, bar), start=1):
-        image_id = _image_id(path, position)
-        (out / f"{name}.json").write_text(json.dumps({"image_id": image_id, **det.to_dict()}))
-        records += det.to_coco(image_id)
-        if not args.no_plot:
-            suffix = path.suffix.lower() if path.suffix.lower() in (".jpg", ".jpeg", ".png") else ".png"
-            det.plot().save(out / f"{name}{suffix}", **({"quality": 95} if suffix != ".png" else {}))
-        if args.save_masks:
-            det.save_masks(out / "masks" / name, prefix="")
-        if not args.quiet:
-            tqdm.write(f"{path}: {_counts(det.class_names)}", file=sys.stdout)
-    (out / "predictions.json").write_text(json.dumps(records))
+    dataset = _CocoDataset() if args.save_polygons else None
+    tables: list[Any] = []
+    failures: list[str] = []
+    done = 0
+    try:
+        for position, (path, name, det) in enumerate(zip(paths, names, bar), start=1):
+            if isinstance(det, PredictionFailure):
+                failures.append(det.message)
+                if report:
+                    _report(det.message)
+                continue
+            image_id = _image_id(path, position)
+            (out / f"{name}.json").write_text(json.dumps({"image_id": image_id, **det.to_dict()}))
+            records += det.to_coco(image_id)
+            if dataset is not None:
+                dataset.add(path, image_id, det)
+            if args.save_csv:
+                tables.append(_table(det, image=str(path), image_id=image_id))
+            if not args.no_plot:
+                suffix = path.suffix.lower() if path.suffix.lower() in (".jpg", ".jpeg", ".png") else ".png"
+                det.plot().save(out / f"{name}{suffix}", **({"quality": 95} if suffix != ".png" else {}))
+            if args.save_masks:
+                det.save_masks(out / "masks" / name, prefix="")
+            if not args.quiet:
+                tqdm.write(f"{path}: {_counts(det.class_names)}", file=sys.stdout)
+            done += 1
+    except KeyboardInterrupt:
+        print(
+            f"yolactpp predict: interrupted after {done} of {len(paths)} images; "
+            f"{out / 'predictions.json'} holds the finished ones",
+            file=sys.stderr,
+        )
+        raise
+    finally:  # also when interrupted: the files hold what finished
+        (out / "predictions.json").write_text(json.dumps(records))
+        if dataset is not None:
+            (out / "annotations.json").write_text(json.dumps(dataset.finish(model.class_names)))
+        if tables:
+            _write_csv(tables, out / "detections.csv")
+    return failures
 
 
-def _run_video(model: Any, path: Path, name: str, out: Path, args: argparse.Namespace, options: dict[str, Any]) -> int:
+class _CocoDataset:
+    """A COCO dataset file (images, categories, annotations with polygon masks): what labelling
+    tools such as CVAT ("COCO 1.0") and Label Studio import as pre-annotations."""
+
+    def __init__(self) -> None:
+        self.images: list[dict[str, Any]] = []
+        self.annotations: list[dict[str, Any]] = []
+
+    def add(self, path: Path, image_id: int, det: Any) -> None:
+        from yolactpp.polygons import polygon_area
+
+        height, width = det.image_size
+        self.images.append({"id": image_id, "file_name": path.name, "width": width, "height": height})
+        for record, outlines in zip(det.to_coco(image_id, polygons=True, skip_empty=False), det.polygons()):
+            if not isinstance(record["segmentation"], list):
+                continue  # a mask too small to outline
+            area = sum(polygon_area(p) for p in outlines)
+            self.annotations.append({"id": len(self.annotations) + 1, "iscrowd": 0, "area": round(area, 2), **record})
+
+    def finish(self, class_names: tuple[str, ...]) -> dict[str, Any]:
+        from yolactpp.coco import default_category_ids
+
+        ids = default_category_ids(class_names)
+        categories = [{"id": int(i), "name": n, "supercategory": ""} for i, n in zip(ids, class_names)]
+        return {"images": self.images, "annotations": self.annotations, "categories": categories}
+
+
+def _table(det: Any, **leading: Any) -> Any:
+    """``det.to_pandas()`` with constant columns (image, frame, ...) in front."""
+    table = det.to_pandas()
+    for position, (column, value) in enumerate(leading.items()):
+        table.insert(position, column, value)
+    return table
+
+
+def _write_csv(tables: list[Any], path: Path) -> None:
+    import pandas as pd
+
+    pd.concat(tables, ignore_index=True).to_csv(path, index=False)
+
+
+class _Frames:
+    """A video file or live source as (frame number, time in seconds, RGB frame), with its bounds."""
+
+    def __init__(self, source: str, args: argparse.Namespace) -> None:
+        from yolactpp.live import LiveStream, is_live_source
+
+        self.source = source
+        self.live: Any = None
+        if is_live_source(source):
+            self.live = LiveStream(source, max_frames=args.max_frames, duration=args.duration)
+            self.fps, self.total = self.live.fps, args.max_frames
+        else:
+            from yolactpp.video import probe_video
+
+            info = probe_video(source)
+            self.fps = info.fps
+            limits = [n for n in (info.frames, args.max_frames) if n is not None]
+            if args.duration is not None:
+                limits.append(max(1, math.ceil(args.duration * float(info.fps))))
+            self.total = min(limits) if limits else None
+        self.positions: list[tuple[int, float]] = []  # (frame number, time) of each frame handed out
+
+    def images(self) -> Any:
+        if self.live is not None:
+            for item in self.live:
+                self.positions.append((item.index, item.time))
+                yield item.image
+            return
+        from yolactpp.video import read_frames
+
+        frames = read_frames(self.source)
+        try:
+            for index, image in enumerate(frames):
+                if self.total is not None and index >= self.total:
+                    return
+                self.positions.append((index, float(index / self.fps)))
+                yield image
+        finally:
+            frames.close()
+
+    def close(self) -> None:
+        if self.live is not None:
+            self.live.close()
+
+
+def _run_video(model: Any, source: str, name: str, out: Path, args: argparse.Namespace, options: PredictOptions) -> bool:
+    """Predict every frame of a video or live source; returns False when Ctrl-C stopped it."""
     import numpy as np
 
-    from yolactpp.video import VideoWriter, probe_video, read_frames
+    from yolactpp.video import VideoWriter
 
-    info = probe_video(path)
-    writer = None if args.no_plot else VideoWriter(out / f"{name}.mp4", info.fps, info.width, info.height)
-    stream = model.iter_predict(read_frames(path), batch_size=args.batch_size, **options)
-    bar = _progress(stream, info.frames, "frame", path.name, enabled=not args.quiet)
-    frames = 0
+    track: Any = False
+    if args.track:
+        from yolactpp.tracking import Tracker
+
+        track = Tracker()  # made before a live source opens, so no frame waits for the import
+    frames = _Frames(source, args)
+    if args.track:
+        track = Tracker(frame_rate=float(frames.fps))
+    writer = None
+    tables: list[Any] = []
+    done = 0
+    interrupted = False
+    stream = model.iter_predict(frames.images(), batch_size=args.batch_size, options=options, track=track)
+    unit_name = Path(source).name if frames.live is None else source
+    bar = _progress(stream, frames.total, "frame", unit_name, enabled=not args.quiet)
     try:
         with open(out / f"{name}.jsonl", "w") as lines:
-            for index, det in enumerate(bar):
+            for det in bar:
+                index, seconds = frames.positions[done]
                 record = det.to_dict()
                 record.pop("path")
-                lines.write(json.dumps({"frame": index, "time": float(index / info.fps), **record}) + "\n")
-                if writer is not None:
-                    writer.write(np.asarray(det.plot()))
-                frames += 1
+                if args.save_polygons:
+                    for row, outlines in zip(record["detections"], det.polygons()):
+                        row["polygons"] = [[round(float(v), 2) for v in p.reshape(-1)] for p in outlines]
+                lines.write(json.dumps({"frame": index, "time": round(seconds, 6), **record}) + "\n")
+                if args.save_csv:
+                    tables.append(_table(det, frame=index, time=seconds))
+                if not args.no_plot:
+                    image = np.asarray(det.plot())
+                    if writer is None:
+                        writer = VideoWriter(out / f"{name}.mp4", frames.fps, image.shape[1], image.shape[0])
+                    writer.write(image)
+                done += 1
+    except KeyboardInterrupt:
+        interrupted = True
     finally:
+        bar.close()
+        frames.close()
         if writer is not None:
             writer.close()
+    if tables:
+        _write_csv(tables, out / f"{name}.csv")
     if not args.quiet:
-        print(f"{path}: {frames} frames")
-    return frames
+        line = f"{source}: {done} frame{'s' if done != 1 else ''}"
+        if frames.live is not None:
+            line += f", {frames.live.dropped} dropped (inference slower than the stream)"
+            if frames.live.error:
+                line += f"; {frames.live.error}"
+        print(line + ("; stopped by Ctrl-C, outputs closed" if interrupted else ""))
+    return not interrupted
+
+
+def _split_live(specs: list[str]) -> tuple[list[str], list[str]]:
+    from yolactpp.live import is_live_source
+
+    live = [s for s in specs if is_live_source(s)]
+    return live, [s for s in specs if s not in live]
+
+
+def _live_name(source: str) -> str:
+    text = source.strip()
+    if text.isdigit():
+        return f"webcam{text}"
+    stem = Path(text.split("?", 1)[0].rstrip("/")).stem
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("_.") or "stream"
 
 
 def run(args: argparse.Namespace) -> int:
     if args.engine == "ray":
         from yolactpp.cli import _ray_engine
 
+        for flag in ("track", "save_polygons", "save_csv", "max_frames", "duration"):
+            if getattr(args, flag) not in (None, False):
+                raise CliError(f"--{flag.replace('_', '-')} applies to --engine local only")
+
         return _ray_engine.run(args)
     for name in _RAY_ONLY:
         if getattr(args, name) is not None:
             raise CliError(f"--{name} applies to --engine ray only")
-    sources = collect_sources(args.sources)
+    live, specs = _split_live(args.sources)
+    sources = collect_sources(specs) if specs else []
     videos = [p for p in sources if is_video(p)]
     images = [p for p in sources if not is_video(p)]
-    if videos and importlib.util.find_spec("av") is None:
+    if args.max_image_pixels is not None:
+        from PIL import Image
+
+        Image.MAX_IMAGE_PIXELS = args.max_image_pixels
+    if (videos or live) and importlib.util.find_spec("av") is None:
         raise CliError("video input needs PyAV: pip install 'yolactpp[video]' (or pip install av)")
+    for source in live:  # a missing camera is named before the model loads
+        device = f"/dev/video{source.strip()}" if source.strip().isdigit() else source.strip()
+        if sys.platform.startswith("linux") and device.startswith("/dev/") and not Path(device).exists():
+            raise CliError(f"no webcam {source}: {device} does not exist")
+    if args.track and not (videos or live):
+        raise CliError("--track applies to videos and live sources")
+    for flag, module, extra in (
+        (args.track, "trackers", "track"),
+        (args.save_csv, "pandas", "pandas"),
+        (args.save_polygons, "contourpy", "polygons"),
+        (args.save_polygons, "shapely", "polygons"),
+    ):
+        if flag and importlib.util.find_spec(module) is None:
+            raise CliError(f"this option needs {module}: pip install 'yolactpp[{extra}]'")
     model = load_model(args)
-    options: dict[str, Any] = {"score_threshold": args.score_threshold, "classes": parse_classes(args.classes)}
-    if args.max_detections is not None:
-        options["max_detections"] = args.max_detections
-    model.iter_predict([], **options)  # validates the options (e.g. class names) before any output
+    options = predict_options(args)
+    model.iter_predict([], options=options)  # checks the class names against the model before any output
 
     out = Path(args.output) if args.output is not None else next_run_dir(Path("runs"), "predict")
     out.mkdir(parents=True, exist_ok=True)
     used: set[str] = set()
     start = time.perf_counter()
+    total = len(sources) + len(live)
+    report = total > 1  # a single input that fails is the error itself (below)
+    failures: list[str] = []
     if images:
         names = [unique_stem(p.stem, used) for p in images]
-        _run_images(model, images, names, out, args, options)
-    for path in videos:
-        _run_video(model, path, unique_stem(path.stem, used), out, args, options)
+        failures += _run_images(model, images, names, out, args, options, report)
+    streams = [(str(p), unique_stem(p.stem, used)) for p in videos] + [(s, unique_stem(_live_name(s), used)) for s in live]
+    for source, name in streams:
+        try:
+            finished = _run_video(model, source, name, out, args, options)
+        except Exception as exc:
+            if not is_item_error(exc):
+                raise
+            failures.append(PredictionFailure(0, source, exc).message)
+            if report:
+                _report(failures[-1])
+            continue
+        if not finished:
+            print(f"stopped by Ctrl-C; results so far saved to {out}")
+            return 130
+    if failures and not report:
+        raise CliError(failures[0])
     if not args.quiet:
         what = ", ".join(
-            f"{n} {kind}{'s' if n != 1 else ''}" for n, kind in ((len(images), "image"), (len(videos), "video")) if n
+            f"{n} {kind}{'s' if n != 1 else ''}"
+            for n, kind in ((len(images), "image"), (len(videos), "video"), (len(live), "live source"))
+            if n
         )
-        print(f"{what} done in {time.perf_counter() - start:.1f} s; results saved to {out}")
+        failed = f" ({len(failures)} could not be read)" if failures else ""
+        print(f"{what}{failed} done in {time.perf_counter() - start:.1f} s; results saved to {out}")
+    if failures and len(failures) == total:
+        raise CliError(f"none of the {total} inputs could be read")
+    if failures and args.strict:
+        raise CliError(f"{len(failures)} of {total} inputs could not be read (--strict)")
     return 0

@@ -27,9 +27,17 @@ def _deform_conv2d_fake(
     dilation: Sequence[int],
     mask: torch.Tensor | None,
 ) -> torch.Tensor:
-    """[N, C_out, H_out, W_out] in the input's memory format, like the real kernels."""
+    """[N, C_out, H_out, W_out] in the input's dtype and memory format, like the real kernels.
+
+    Under autocast the C++ autocast kernel has cast every argument before this runs, so the
+    result has the autocast dtype here too.
+    """
     torch._check(input.dim() == 4 and weight.dim() == 4, lambda: "deform_conv2d: input and weight must be 4-D")
     torch._check(offset.dim() == 4, lambda: "deform_conv2d: offset must be 4-D")
+    torch._check(input.shape[1] != 0, lambda: f"deform_conv2d: input has no channels: {list(input.shape)}")
+    for name, other in (("offset", offset), ("weight", weight), ("bias", bias), ("mask", mask)):
+        if other is not None and other.dtype != input.dtype:
+            raise RuntimeError(f"deform_conv2d: {name} has dtype {other.dtype} but input has {input.dtype}")
     batch, _, height, width = input.shape
     out_channels, _, kernel_h, kernel_w = weight.shape
     out_h = (height + 2 * padding[0] - (dilation[0] * (kernel_h - 1) + 1)) // stride[0] + 1

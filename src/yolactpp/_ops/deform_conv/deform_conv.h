@@ -1,4 +1,4 @@
-// Modulated deformable convolution (DCNv2), shared by the CPU and CUDA kernels.
+// Modulated deformable convolution (DCNv2): the driver shared by the CPU and CUDA kernels.
 //
 // Both backends use the same plan: sample the input at the deformed tap positions into a
 // "columns" tensor (channels_last) of mask-modulated bilinear samples, then let a plain
@@ -40,17 +40,15 @@ using Sampler = std::function<void(
     at::Tensor& columns,
     const ChunkJob& job)>;
 
-/// The whole forward: checks, samples in chunks of at most `budget_bytes` of columns, convolves.
-/// The result has the input's memory format (channels_last or contiguous).
+/// The forward after `check_inputs` (whose result `g` is): samples in chunks of at most
+/// `budget_bytes` of columns and convolves. The result has the input's memory format.
 at::Tensor forward(
     const at::Tensor& input,
     const at::Tensor& offset,
     const at::Tensor& weight,
     const std::optional<at::Tensor>& bias,
-    at::IntArrayRef stride,
-    at::IntArrayRef padding,
-    at::IntArrayRef dilation,
     const std::optional<at::Tensor>& mask,
+    const Geometry& g,
     const Sampler& sampler,
     int64_t budget_bytes,
     Layout layout);

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -11,18 +10,14 @@ from typing import TYPE_CHECKING, Any
 import ray
 import ray.data
 
+from yolactpp.errors import InvalidArgumentError
 from yolactpp.integrations.ray.predictor import Predictor, _torch_dtype
+from yolactpp.predict_options import PredictOptions
 
 if TYPE_CHECKING:
     import torch
 
 __all__ = ["predict_dataset", "read_image_files"]
-
-_PREDICT_OPTIONS = frozenset(
-    name for name, p in inspect.signature(Predictor).parameters.items()
-    if p.kind is p.KEYWORD_ONLY and name not in ("config", "device", "dtype", "num_threads")
-)  # fmt: skip
-
 
 def read_image_files(paths: str | list[str], *, file_extensions: list[str] | None = None, **read_args: Any) -> ray.data.Dataset:
     """``ray.data.read_binary_files(paths, include_paths=True)`` set up for :func:`predict_dataset`.
@@ -55,10 +50,10 @@ def _actor_pool(concurrency: int | tuple[int, int] | None, num_gpus: float, cpus
     if isinstance(concurrency, tuple) and len(concurrency) == 2 and all(isinstance(c, int) for c in concurrency):
         low, high = concurrency
         if not 1 <= low <= high:
-            raise ValueError(f"concurrency (min, max) must satisfy 1 <= min <= max, got {concurrency}")
+            raise InvalidArgumentError(f"concurrency (min, max) must satisfy 1 <= min <= max, got {concurrency}")
         return ray.data.ActorPoolStrategy(min_size=low, max_size=high)
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-        raise ValueError(f"concurrency must be an integer >= 1 or a (min, max) pair, got {concurrency!r}")
+        raise InvalidArgumentError(f"concurrency must be an integer >= 1 or a (min, max) pair, got {concurrency!r}")
     return ray.data.ActorPoolStrategy(size=concurrency)
 
 
@@ -82,7 +77,8 @@ def predict_dataset(
     device: str | None = None,
     dtype: "str | torch.dtype" = "float32",
     ray_remote_args: Mapping[str, Any] | None = None,
-    **predict_options: Any,
+    options: PredictOptions | None = None,
+    **option_kwargs: Any,
 ) -> ray.data.Dataset:
     """Run ``model`` over a Dataset of images with a pool of :class:`Predictor` actors (lazily).
 
@@ -94,27 +90,26 @@ def predict_dataset(
     (fractions share a GPU). ``concurrency`` is the number of actors, or a (min, max) pair for an
     autoscaling pool; by default the pool grows from 1 to as many actors as the cluster's CPUs
     (``num_gpus=0``) or GPUs allow. ``ray_remote_args`` go to ``map_batches`` as they are (e.g.
-    ``{"memory": 4 * 2**30}``). ``predict_options`` are :meth:`YolactPP.predict`'s
-    (``score_threshold``, ``classes``, ``max_detections``, ...).
+    ``{"memory": 4 * 2**30}``). ``options`` (a :class:`~yolactpp.PredictOptions`; keywords such
+    as ``score_threshold``, ``classes``, ``max_detections`` build or override one) are checked
+    here, before any actor starts.
 
     Returns the Dataset of result rows (:data:`~yolactpp.integrations.ray.RESULT_SCHEMA`), one per
     input image; write it with ``write_parquet`` / ``write_json`` or iterate over it.
     """
-    unknown = sorted(set(predict_options) - _PREDICT_OPTIONS)
-    if unknown:
-        raise TypeError(f"unknown prediction option(s) {unknown}; valid: {sorted(_PREDICT_OPTIONS)}")
+    predict_options = PredictOptions.build(options, **option_kwargs)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+        raise InvalidArgumentError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     if isinstance(cpus_per_actor, bool) or not isinstance(cpus_per_actor, int) or cpus_per_actor < 1:
-        raise ValueError(f"cpus_per_actor must be an integer >= 1, got {cpus_per_actor!r}")
+        raise InvalidArgumentError(f"cpus_per_actor must be an integer >= 1, got {cpus_per_actor!r}")
     if not num_gpus >= 0:
-        raise ValueError(f"num_gpus must be >= 0, got {num_gpus!r}")
+        raise InvalidArgumentError(f"num_gpus must be >= 0, got {num_gpus!r}")
     _torch_dtype(dtype)
     pool = _actor_pool(concurrency, num_gpus, cpus_per_actor)
     constructor = dict(model=_model_reference(model), config=config, device=device, dtype=dtype, num_threads=cpus_per_actor)
     return ds.map_batches(
         Predictor,
-        fn_constructor_kwargs={**constructor, **predict_options},
+        fn_constructor_kwargs={**constructor, "options": predict_options},
         batch_size=batch_size,
         batch_format="numpy",
         compute=pool,

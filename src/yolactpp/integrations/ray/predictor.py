@@ -1,8 +1,9 @@
 """``Predictor``: the callable class ``Dataset.map_batches`` runs in each actor.
 
 It loads the model once, in the actor, and turns each batch of images into result rows
-(:mod:`yolactpp.integrations.ray.schema`). An image that cannot be read or predicted becomes an
-error row naming it, so one bad file never fails the job.
+(:mod:`yolactpp.integrations.ray.schema`). An image that cannot be read or predicted (an error
+for which :func:`yolactpp.errors.is_item_error` holds) becomes an error row naming it, so one bad
+file never fails the job; any other exception is a bug and fails it.
 """
 
 from __future__ import annotations
@@ -10,12 +11,14 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import pyarrow as pa
 
+from yolactpp.errors import InvalidArgumentError, InvalidArgumentTypeError, is_item_error
 from yolactpp.integrations.ray.schema import detection_row, error_row, rows_to_table
+from yolactpp.predict_options import PredictOptions
 
 if TYPE_CHECKING:
     import torch
@@ -33,7 +36,7 @@ def _torch_dtype(dtype: "str | torch.dtype") -> "torch.dtype":
     if isinstance(dtype, torch.dtype):
         return dtype
     if dtype not in _DTYPES:
-        raise ValueError(f"dtype must be one of {', '.join(_DTYPES)} (or a torch.dtype), got {dtype!r}")
+        raise InvalidArgumentError(f"dtype must be one of {', '.join(_DTYPES)} (or a torch.dtype), got {dtype!r}")
     return getattr(torch, dtype)
 
 
@@ -43,7 +46,7 @@ def _column_lists(batch: Any) -> dict[str, Sequence[Any]]:
         return dict(batch)
     if hasattr(batch, "columns") and hasattr(batch, "to_dict"):  # pandas
         return {str(c): batch[c].to_numpy() for c in batch.columns}
-    raise TypeError(
+    raise InvalidArgumentTypeError(
         f"Predictor takes numpy or pandas batches, got {type(batch).__name__}; "
         "use map_batches(..., batch_format='numpy')"
     )
@@ -58,7 +61,7 @@ def _message(exc: BaseException, label: str) -> str:
     from yolactpp.preprocess import InvalidImageError
 
     text = " ".join(str(exc).split()) or type(exc).__name__
-    if not isinstance(exc, InvalidImageError):
+    if not isinstance(exc, InvalidImageError):  # name the kind of failure when the message does not
         text = f"{type(exc).__name__}: {text}"
     return text if label in text else f"{label}: {text}"
 
@@ -69,8 +72,8 @@ class Predictor:
     ``model`` is anything :meth:`YolactPP.from_pretrained` loads (a zoo name, an original ``.pth``,
     an own-format folder or ``"owner/name"``), loaded in the actor on ``device`` (default: CUDA
     when the actor has a GPU, else the CPU) in ``dtype``. ``num_threads`` sets the actor's torch
-    CPU threads. The other keywords are :meth:`YolactPP.predict`'s and are checked once, when
-    the actor starts.
+    CPU threads. ``options`` (a :class:`~yolactpp.PredictOptions`; keywords build or override
+    one) say how detections are chosen; they are checked once, when the actor starts.
 
     Batches (``batch_format="numpy"`` or pandas) are read from the first column present of:
 
@@ -91,12 +94,8 @@ class Predictor:
         device: str | None = None,
         dtype: "str | torch.dtype" = "float32",
         num_threads: int | None = None,
-        score_threshold: float = 0.0,
-        top_k: int | None = None,
-        conf_threshold: float | None = None,
-        iou_threshold: float | None = None,
-        max_detections: int | None = None,
-        classes: str | int | Iterable[str | int] | None = None,
+        options: PredictOptions | None = None,
+        **option_kwargs: Any,
     ) -> None:
         import torch
 
@@ -104,26 +103,19 @@ class Predictor:
 
         if num_threads is not None:
             if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
-                raise ValueError(f"num_threads must be an integer >= 1, got {num_threads!r}")
+                raise InvalidArgumentError(f"num_threads must be an integer >= 1, got {num_threads!r}")
             torch.set_num_threads(num_threads)
         target = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model: YolactPP = YolactPP.from_pretrained(model, config=config, device=target, dtype=_torch_dtype(dtype))
-        self.options: dict[str, Any] = dict(
-            score_threshold=score_threshold,
-            top_k=top_k,
-            conf_threshold=conf_threshold,
-            iou_threshold=iou_threshold,
-            max_detections=max_detections,
-            classes=None if classes is None else (classes if isinstance(classes, (str, int)) else list(classes)),
-        )
-        self.model.predict([], **self.options)  # validates the options now, not on the first batch
+        self.options = PredictOptions.build(options, **option_kwargs)
+        self.model.predict([], self.options)  # checks the class names now, not on the first batch
 
     def __call__(self, batch: Any) -> pa.Table:
         """Predict one batch; returns its result rows (see the class docs)."""
         columns = _column_lists(batch)
         source = next((name for name in ("bytes", "image", "path") if name in columns), None)
         if source is None:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"batch has columns {sorted(columns)}; expected 'bytes' (read_binary_files), "
                 "'image' (read_images) or 'path' (image files)"
             )
@@ -139,7 +131,9 @@ class Predictor:
         for i, value in enumerate(values):
             try:
                 arrays[i] = self._to_array(source, value, paths[i] or ids[i])
-            except Exception as exc:  # any unreadable image becomes an error row, never a failed job
+            except Exception as exc:  # an unreadable image becomes an error row, never a failed job
+                if not is_item_error(exc):
+                    raise  # a bug: fail the job with its traceback
                 rows[i] = error_row(ids[i], paths[i], _message(exc, paths[i] or ids[i]))
         for i, row in self._predict(arrays, ids, paths).items():
             rows[i] = row
@@ -161,13 +155,15 @@ class Predictor:
             return {}
         order = list(arrays)
         try:
-            results = self.model.predict([arrays[i] for i in order], **self.options)
+            results = self.model.predict([arrays[i] for i in order], self.options)
         except Exception:  # isolate the image that broke the batch; the others still get results
             rows = {}
             for i in order:
                 try:
-                    det = self.model.predict(arrays[i], **self.options)
+                    det = self.model.predict(arrays[i], self.options)
                 except Exception as exc:
+                    if not is_item_error(exc):
+                        raise
                     label = paths[i] or ids[i]
                     rows[i] = error_row(ids[i], paths[i], _message(exc, label), arrays[i].shape[:2])
                 else:

@@ -4,7 +4,7 @@
 #include <algorithm>
 
 #include "fast_nms_cuda.h"
-#include "iou.h"
+#include "../iou.h"
 
 namespace yolactpp::fast_nms {
 namespace {

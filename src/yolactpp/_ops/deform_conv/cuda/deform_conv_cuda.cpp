@@ -1,5 +1,5 @@
-// DCNv2 forward on CUDA: dispatch to the sampling kernel (deform_conv_cuda.cu); the chunked
-// driver and the convolution (cuDNN) are shared with the CPU path (deform_conv.cpp).
+// DCNv2 forward on CUDA: the sampling kernel (deform_conv_kernel.cu) plugged into the shared
+// sample-then-convolve driver (../deform_conv.cpp), whose convolution runs on cuDNN.
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <c10/cuda/CUDAException.h>
@@ -7,7 +7,7 @@
 #include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
 
-#include "deform_conv.h"
+#include "../deform_conv.h"
 #include "deform_conv_cuda.h"
 
 namespace yolactpp::deform_conv {
@@ -31,8 +31,8 @@ at::Tensor deform_conv2d_cuda(const at::Tensor& input, const at::Tensor& offset,
                               at::IntArrayRef dilation, const std::optional<at::Tensor>& mask) {
   TORCH_CHECK(input.is_cuda(), "deform_conv2d: the CUDA kernel got a tensor on ", input.device());
   const c10::cuda::CUDAGuard guard(input.device());
-  return forward(input, offset, weight, bias, stride, padding, dilation, mask, sample_cuda, kCudaBudgetBytes,
-                 Layout::kBlocks);
+  const Geometry g = check_inputs(input, offset, weight, bias, stride, padding, dilation, mask);
+  return forward(input, offset, weight, bias, mask, g, sample_cuda, kCudaBudgetBytes, Layout::kBlocks);
 }
 
 }  // namespace

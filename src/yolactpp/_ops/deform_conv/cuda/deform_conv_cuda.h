@@ -4,7 +4,7 @@
 
 #include <cuda_runtime_api.h>
 
-#include "geometry.h"
+#include "../geometry.h"
 
 namespace yolactpp::deform_conv {
 

@@ -1,6 +1,6 @@
 // FastNMS on CUDA. Sorting, gathering and the final cut use the same ATen calls as the reference
 // (so their order is identical by construction); the suppression decision is the kernel in
-// fast_nms_cuda.cu.
+// fast_nms_kernel.cu.
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <c10/cuda/CUDAException.h>
@@ -10,7 +10,7 @@
 
 #include <algorithm>
 
-#include "fast_nms.h"
+#include "../fast_nms.h"
 #include "fast_nms_cuda.h"
 
 namespace yolactpp::fast_nms {

@@ -1,0 +1,89 @@
+"""Shared by the ONNX and pt2 exporters: the traceable graph, example inputs and torch.export."""
+
+from __future__ import annotations
+
+import copy
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from yolactpp.backbone.fold import set_batchnorm_folding
+from yolactpp.errors import InvalidArgumentError
+from yolactpp.export.graph import INPUT_NAMES, DeploymentGraph, build_graph, output_names
+from yolactpp.export.metadata import ExportError, ExportInfo
+
+if TYPE_CHECKING:
+    from yolactpp.model import YolactPP
+
+__all__ = ["DTYPES", "export_info", "example_inputs", "prepare_graph", "trace"]
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16}
+
+
+def prepare_graph(model: "YolactPP", dtype: str, max_detections: int | None, top_k: int | None, use_topk: bool) -> DeploymentGraph:
+    """A copy of the model's network in ``dtype`` on the CPU, ready to trace (the model is untouched).
+
+    BatchNorm folding is turned off in the copy: its per-call weight cache is a side effect that
+    tracing cannot keep, and every runtime folds Conv+BatchNormalization itself. The prior cache is
+    filled first, so the priors become a constant of the graph.
+    """
+    if dtype not in DTYPES:
+        raise InvalidArgumentError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    if max_detections is not None and max_detections < 1:
+        raise InvalidArgumentError(f"max_detections must be >= 1, got {max_detections}")
+    if top_k is not None and top_k < 1:
+        raise InvalidArgumentError(f"top_k must be >= 1, got {top_k}")
+    network = copy.deepcopy(model.network).to(device="cpu", dtype=DTYPES[dtype]).eval()
+    set_batchnorm_folding(network, False)
+    size = model.config.preprocess.size
+    with torch.no_grad():
+        network(torch.zeros(1, 3, size, size, dtype=DTYPES[dtype]).contiguous(memory_format=torch.channels_last))
+    for p in network.parameters():
+        p.requires_grad_(False)
+    return build_graph(network, model.config, max_detections, top_k, use_topk).eval()
+
+
+def example_inputs(graph: DeploymentGraph, batch: int = 2) -> tuple[torch.Tensor, ...]:
+    config = graph.network.config
+    size = config.preprocess.size
+    return (
+        torch.zeros(batch, 3, size, size),
+        torch.tensor(config.detect.conf_threshold, dtype=torch.float32),
+        torch.tensor(config.detect.iou_threshold, dtype=torch.float32),
+        torch.tensor(graph.max_top_k, dtype=torch.int64),
+        torch.ones(config.num_classes, dtype=torch.bool),
+    )
+
+
+def dynamic_shapes() -> tuple[Any, ...]:
+    """A dynamic batch dimension on ``images``; the settings are fixed-shape."""
+    return ({0: torch.export.Dim("batch", min=1, max=4096)}, None, None, None, None)
+
+
+def trace(graph: DeploymentGraph) -> torch.export.ExportedProgram:
+    """torch.export of the graph with a dynamic batch; failures become :class:`ExportError`."""
+    try:
+        with torch.no_grad():
+            return torch.export.export(graph, example_inputs(graph), dynamic_shapes=dynamic_shapes(), strict=False)
+    except Exception as exc:
+        raise ExportError(f"torch.export could not trace {graph.network.config.name!r}: {_first_line(exc)}") from exc
+
+
+def export_info(graph: DeploymentGraph, fmt: str, dtype: str, opset: int | None) -> ExportInfo:
+    from yolactpp import __version__
+
+    return ExportInfo(
+        format=fmt,
+        dtype=dtype,
+        max_detections=graph.max_detections,
+        top_k=graph.max_top_k,
+        inputs=INPUT_NAMES,
+        outputs=output_names(graph.network.config),
+        opset=opset,
+        yolactpp_version=__version__,
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
