@@ -105,9 +105,8 @@ def test_padded_detect_keeps_iou_equal_to_threshold(use_topk: bool) -> None:
     from yolactpp.detect.padded import padded_detect
 
     for threshold, expected in EXPECTED.items():
-        det = padded_detect(
-            **_padded_inputs(), iou_threshold=torch.tensor(threshold), max_top_k=10, max_detections=10, use_topk=use_topk
-        )
+        limits = {"max_top_k": 10, "max_detections": 10, "use_topk": use_topk}
+        det = padded_detect(**_padded_inputs(), iou_threshold=torch.tensor(threshold), **limits)
         assert det.coefficients[0, : int(det.count[0]), 0].tolist() == expected, threshold
 
 
