@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from yolactpp.backbone.dcn import ModulatedDeformConv2d
+from yolactpp.errors import InvalidArgumentError
 
 __all__ = ["deform_conv2d_grid_sample", "use_grid_sample_dcn"]
 
@@ -53,7 +54,7 @@ def deform_conv2d_grid_sample(
 class _GridSampleDeformConv(ModulatedDeformConv2d):
     def forward_with_params(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         if self.offset_groups != 1:
-            raise ValueError("the grid_sample DCN supports one offset group")
+            raise InvalidArgumentError("the grid_sample DCN supports one offset group")
         offset_mask = self.conv_offset_mask(x)
         offset = offset_mask[:, : self._offset_channels]
         mask = torch.sigmoid(offset_mask[:, self._offset_channels :])
