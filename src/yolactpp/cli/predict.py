@@ -285,7 +285,7 @@ def _run_video(model: Any, source: str, name: str, out: Path, args: argparse.Nam
                     image = np.asarray(det.plot())
                     if writer is None:
                         writer = VideoWriter(out / f"{name}.mp4", frames.fps, image.shape[1], image.shape[0])
-                    writer.write(image)
+                    writer.write(image, seconds if frames.live is not None else None)
                 done += 1
     except KeyboardInterrupt:
         interrupted = True
