@@ -9,6 +9,7 @@ environment-variable path end to end in fresh interpreters.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import subprocess
 import sys
@@ -203,6 +204,33 @@ def test_corrupted_cached_file_fails_the_checksum_then_refetch_fixes_it(
     assert _converted() == []
     assert _same(YolactPP.from_pretrained(NAME, force_download=True), reference)
     assert fake_hub.count("GET", server="cdn") == 2
+
+
+def test_manifest_file_checksum_catches_a_differing_hub_file_until_it_is_refetched(
+    hf, fake_hub, checkpoint, original, reference, monkeypatch
+) -> None:
+    """End to end from a manifest *file*: the entry's sha256 and size go through parse_manifest
+    (not a patched entry), the hub serves another valid checkpoint of the same size."""
+    from importlib import resources
+
+    data = json.loads(resources.files("yolactpp").joinpath("weights_manifest.json").read_text(encoding="utf-8"))
+    data["models"][NAME].update(sha256=sha256_of(original), size=original.stat().st_size, original_release=None)
+    monkeypatch.setattr(manifest, "_packaged_manifest", lambda: manifest.parse_manifest(data))
+    impostor = checkpoint(NAME, seed=1)  # other weights, same keys and shapes
+    assert impostor.stat().st_size == original.stat().st_size
+    fake_hub.commit(REPO, {FILE: impostor})
+
+    with pytest.raises(ChecksumError) as info:
+        YolactPP.from_pretrained(NAME)
+    message = str(info.value)
+    assert f"{NAME}: sha256 mismatch for " in message and FILE in message
+    assert f"got {sha256_of(impostor)}, the manifest expects {sha256_of(original)}" in message
+    assert f"YolactPP.from_pretrained('{NAME}', force_download=True)" in message
+    assert _converted() == []
+
+    fake_hub.commit(REPO, {FILE: original})  # the published file is back: the refetch the message names
+    assert _same(YolactPP.from_pretrained(NAME, force_download=True), reference)
+    assert fake_hub.count("GET", server="cdn") == 2 and len(_converted()) == 1
 
 
 def test_authoritative_size_mismatch_fails_before_hashing(hf, fake_hub, original, monkeypatch) -> None:

@@ -246,6 +246,22 @@ class YolactPP(nn.Module):
             result = result[result.scores > score_threshold]
         return result
 
+    def export(self, path: str | os.PathLike[str], format: str = "onnx", **kwargs: Any) -> Path:
+        """Export the whole model (network through detection, masks and re-scoring) to one file.
+
+        ``format="onnx"``: standard ONNX ops, runs on onnxruntime without torch
+        (:func:`yolactpp.export.export_onnx`; ``opset``, ``dtype``, ``max_detections``, ``top_k``).
+        ``format="pt2"``: a torch.export + AOTInductor package
+        (:func:`yolactpp.export.export_pt2`). Load either with :func:`yolactpp.export.load_exported`.
+        """
+        from yolactpp import export as exporters
+
+        if format == "onnx":
+            return exporters.export_onnx(self, path, **kwargs)
+        if format == "pt2":
+            return exporters.export_pt2(self, path, **kwargs)
+        raise ValueError(f"format must be 'onnx' or 'pt2', got {format!r}")
+
     def extra_repr(self) -> str:
         return f"config={self.config.name!r}"
 

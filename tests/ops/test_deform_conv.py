@@ -300,3 +300,68 @@ def test_cuda_opcheck_and_channels_last() -> None:
     args = (c["input"], c["offset"], c["weight"], c["bias"], c["stride"], c["padding"], c["dilation"], c["mask"])
     torch.library.opcheck(torch.ops.yolactpp.deform_conv2d.default, args)
     assert run_native(c).is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize("backend", ["native", "fallback"])
+def test_zero_channels_raise_instead_of_killing_the_process(backend: str) -> None:
+    """Zero input channels made the group count zero: a division by zero (SIGFPE) in C++."""
+    x, offset, weight = torch.randn(1, 0, 5, 5), torch.randn(1, 18, 5, 5), torch.randn(3, 1, 3, 3)
+    with ops.use_backend(backend), pytest.raises(ValueError, match=r"input has no channels: \[1, 0, 5, 5\]"):
+        ops.deform_conv2d(x, offset, weight, padding=1)
+    with pytest.raises(RuntimeError, match="input has no channels"):
+        native(x, offset, weight, None, (1, 1), (1, 1), (1, 1), None)
+
+
+class OffsetDCN(torch.nn.Module):
+    """A float32 DCN layer whose offsets come from a convolution, as in YOLACT++."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        gen = torch.Generator().manual_seed(21)
+        self.offset_conv = torch.nn.Conv2d(8, 27, 3, padding=1)
+        self.weight = torch.nn.Parameter(torch.randn(6, 8, 3, 3, generator=gen) * 0.1)
+        self.bias = torch.nn.Parameter(torch.randn(6, generator=gen))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        om = self.offset_conv(x)
+        return ops.deform_conv2d(x, om[:, :18], self.weight, self.bias, padding=1, mask=om[:, 18:].sigmoid())
+
+
+@pytest.mark.parametrize("backend", ["native", "fallback"])
+def test_bfloat16_autocast_on_a_float32_model(backend: str) -> None:
+    """Under autocast the conv before the op yields bfloat16 and the weights stay float32: the op
+    casts everything to bfloat16 (one dtype whatever the batch) instead of failing on the mix."""
+    model = OffsetDCN().eval()
+    x = torch.randn(3, 8, 10, 12, generator=torch.Generator().manual_seed(22))
+    with torch.no_grad():
+        expected = model(x)
+        with ops.use_backend(backend), torch.autocast("cpu", dtype=torch.bfloat16):
+            single = model(x[:1])
+            batch = model(x)
+    assert single.dtype == batch.dtype == torch.bfloat16
+    torch.testing.assert_close(batch.float(), expected, atol=0.1, rtol=0.05)
+    torch.testing.assert_close(single, batch[:1])
+
+
+def test_fake_kernel_agrees_with_autocast() -> None:
+    """torch.compile traces with fake tensors: under autocast they get the autocast dtype too."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    with FakeTensorMode():
+        x, offset, weight = torch.empty(2, 8, 9, 11), torch.empty(2, 18, 9, 11), torch.empty(6, 8, 3, 3)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = native(x.bfloat16(), offset, weight, None, (1, 1), (1, 1), (1, 1), None)
+        assert out.dtype == torch.bfloat16 and list(out.shape) == [2, 6, 9, 11]
+        with pytest.raises(RuntimeError, match="offset has dtype torch.float32 but input has torch.bfloat16"):
+            native(x.bfloat16(), offset, weight, None, (1, 1), (1, 1), (1, 1), None)
+
+
+@cuda
+def test_cuda_float32_stays_ieee_with_cudnn_tf32_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """cuDNN's TF32 switch is on by default; float32 DCN must still meet the float32 bound (matmul TF32 off)."""
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", True)
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+    case = make_case(torch.Generator().manual_seed(23), in_channels=64, out_channels=64, size=(24, 24),
+                     dtype=torch.float32)
+    on_gpu = {k: (v.cuda() if isinstance(v, torch.Tensor) else v) for k, v in case.items()}
+    torch.testing.assert_close(run_native(on_gpu).cpu().double(), reference(case), atol=1e-4, rtol=1e-4)

@@ -88,6 +88,17 @@ def test_threshold_is_compared_in_the_tensor_dtype() -> None:
     assert_bitwise_equal(native(boxes, scores, 0.3, 10, 10), expected)
 
 
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=cuda)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_iou_equal_to_the_threshold_is_kept(dtype: torch.dtype, device: str) -> None:
+    """<=, not <: the exact-IoU case of tests/test_fast_nms_threshold.py on the kernels."""
+    from tests.test_fast_nms_threshold import EXPECTED, edge_case
+
+    boxes, scores = (t.to(device) for t in edge_case(dtype))
+    for threshold, expected in EXPECTED.items():
+        assert native(boxes, scores, threshold, 10, 10)[0].tolist() == expected, threshold
+
+
 @pytest.mark.parametrize("shape", [(0, 0), (3, 0), (0, 5)])
 def test_empty_inputs(shape: tuple[int, int]) -> None:
     classes, num = shape

@@ -37,6 +37,7 @@ def is_user_error(exc: BaseException) -> bool:
         ("yolactpp.checkpoint", "CheckpointError"),
         ("yolactpp.registry", "UnknownModelError"),
         ("yolactpp.video", "VideoError"),
+        ("yolactpp.export.metadata", "ExportError"),
     ):
         loaded = sys.modules.get(module)  # not loaded means it cannot have raised
         if loaded is not None:
@@ -129,8 +130,17 @@ def resolve_device(name: str | None) -> Any:
     return device
 
 
+EXPORTED_SUFFIXES = (".onnx", ".pt2")
+
+
 def load_model(args: argparse.Namespace) -> "YolactPP":
-    """The model named by ``--model``/``--config``, on ``--device`` in ``--dtype``."""
+    """The model named by ``--model``/``--config``, on ``--device`` in ``--dtype``.
+
+    An exported ``.onnx`` / ``.pt2`` file gives a :class:`yolactpp.export.ExportedModel` (same
+    predict surface); for ``.onnx`` torch is not imported.
+    """
+    if Path(args.model).suffix.lower() in EXPORTED_SUFFIXES:
+        return _load_exported(args)  # type: ignore[return-value]
     import torch
 
     from yolactpp.model import YolactPP
@@ -138,6 +148,24 @@ def load_model(args: argparse.Namespace) -> "YolactPP":
     device = resolve_device(args.device)
     model = YolactPP.from_pretrained(args.model, config=args.config)
     return model.to(device=device, dtype=getattr(torch, args.dtype))
+
+
+def _load_exported(args: argparse.Namespace) -> Any:
+    from yolactpp.export import load_exported
+
+    if args.config is not None:
+        raise CliError("--config does not apply to an exported model (the file carries its config)")
+    if getattr(args, "dtype", "float32") != "float32":
+        raise CliError("--dtype does not apply to an exported model (its precision was chosen at export)")
+    device = getattr(args, "device", None)
+    if Path(args.model).suffix.lower() == ".onnx":
+        providers = None
+        if device is not None and device != "cpu":
+            if not device.startswith("cuda"):
+                raise CliError(f"ONNX models run on cpu or cuda, got --device {device!r}")
+            providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        return load_exported(args.model, providers=providers)
+    return load_exported(args.model, device=device)
 
 
 def parse_classes(values: list[str] | None) -> list[str | int] | None:

@@ -15,10 +15,10 @@ from typing import Any, Callable, Iterable, Iterator, Sequence, overload
 
 import numpy as np
 
-from yolactpp.classes import resolve_class_ids
 from yolactpp.config import DetectConfig, ModelConfig
 from yolactpp.export.metadata import ExportFormatError, ExportInfo, read_metadata
 from yolactpp.numpy_ops import boxes_to_pixels, preprocess
+from yolactpp.predict_options import InvalidOptionError, PredictOptions
 from yolactpp.preprocess import ImageInput, to_rgb_array
 from yolactpp.results import Detections
 
@@ -28,42 +28,34 @@ Runner = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
 
 
 class _Options:
-    """Validated ``predict`` keyword arguments (the same rules and messages as ``YolactPP.predict``)."""
+    """:class:`~yolactpp.PredictOptions` resolved for an exported model, within its exported limits."""
 
-    def __init__(self, model: "ExportedModel", score_threshold: float = 0.0, top_k: int | None = None,
-                 conf_threshold: float | None = None, iou_threshold: float | None = None,
-                 max_detections: int | None = None, classes: Any = None) -> None:  # fmt: skip
-        base, info = model.config.detect, model.info
-        self.settings = DetectConfig(
-            conf_threshold=base.conf_threshold if conf_threshold is None else float(conf_threshold),
-            iou_threshold=base.iou_threshold if iou_threshold is None else float(iou_threshold),
-            top_k=min(base.top_k, info.top_k) if top_k is None else int(top_k),
-            max_detections=min(base.max_detections, info.max_detections) if max_detections is None else int(max_detections),
+    def __init__(self, model: "ExportedModel", options: PredictOptions | None, kwargs: dict[str, Any]) -> None:
+        opts = PredictOptions.build(options, **kwargs)
+        info = model.info
+        base = model.config.detect
+        # Unset limits default to the config's, capped by what the file was exported with.
+        defaults = DetectConfig(
+            conf_threshold=base.conf_threshold,
+            iou_threshold=base.iou_threshold,
+            top_k=min(base.top_k, info.top_k),
+            max_detections=min(base.max_detections, info.max_detections),
         )
-        s = self.settings
-        if s.top_k < 1:
-            raise ValueError(f"top_k must be >= 1, got {s.top_k}")
-        if s.max_detections < 0:
-            raise ValueError(f"max_detections must be >= 0, got {s.max_detections}")
-        if not 0.0 <= s.conf_threshold < 1.0:
-            raise ValueError(f"conf_threshold must be in [0, 1), got {s.conf_threshold}")
-        if not 0.0 < s.iou_threshold <= 1.0:
-            raise ValueError(f"iou_threshold must be in (0, 1], got {s.iou_threshold}")
-        if score_threshold < 0 or score_threshold != score_threshold:
-            raise ValueError(f"score_threshold must be >= 0, got {score_threshold}")
+        resolved = opts.resolve(defaults, model.config.class_names)
+        s = resolved.settings
         if s.top_k > info.top_k:
-            raise ValueError(f"top_k={s.top_k} is above the {info.top_k} this file was exported with (export again with a larger top_k)")
+            raise InvalidOptionError(f"top_k={s.top_k} is above the {info.top_k} this file was exported with (export again with a larger top_k)")
         if s.max_detections > info.max_detections:
-            raise ValueError(
+            raise InvalidOptionError(
                 f"max_detections={s.max_detections} is above the {info.max_detections} this file was exported with "
                 "(export again with a larger max_detections)"
             )
-        self.score_threshold = float(score_threshold)
-        names = model.config.class_names
-        self.class_mask = np.ones(len(names), dtype=bool)
-        if classes is not None:
+        self.settings = s
+        self.score_threshold = resolved.score_threshold
+        self.class_mask = np.ones(len(model.config.class_names), dtype=bool)
+        if resolved.class_ids is not None:
             self.class_mask[:] = False
-            self.class_mask[resolve_class_ids(classes, names)] = True
+            self.class_mask[list(resolved.class_ids)] = True
 
     def feeds(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         s = self.settings
@@ -98,37 +90,45 @@ class ExportedModel:
         return self.config.class_names
 
     @overload
-    def predict(self, images: ImageInput, **kwargs: Any) -> Detections: ...
+    def predict(self, images: ImageInput, options: PredictOptions | None = None, **kwargs: Any) -> Detections: ...
 
     @overload
-    def predict(self, images: Sequence[ImageInput], **kwargs: Any) -> list[Detections]: ...
+    def predict(
+        self, images: Sequence[ImageInput], options: PredictOptions | None = None, **kwargs: Any
+    ) -> list[Detections]: ...
 
-    def predict(self, images: ImageInput | Sequence[ImageInput], **kwargs: Any) -> Detections | list[Detections]:
+    def predict(
+        self, images: ImageInput | Sequence[ImageInput], options: PredictOptions | None = None, **kwargs: Any
+    ) -> Detections | list[Detections]:
         """Detect and segment objects in one image or a list of images; see :meth:`yolactpp.YolactPP.predict`.
 
-        Same keywords; ``top_k`` and ``max_detections`` may not exceed the exported values.
+        Same options; ``top_k`` and ``max_detections`` may not exceed the exported values.
         """
         if isinstance(images, Iterator):
             raise TypeError("predict takes one image or a list of images; use iter_predict for iterators and streams")
         single = not isinstance(images, (list, tuple))
         batch = [images] if single else list(images)
-        options = _Options(self, **kwargs)
+        resolved = _Options(self, options, kwargs)
         if not batch:
             return []
-        results = self._predict_batch(batch, options)
+        results = self._predict_batch(batch, resolved)
         return results[0] if single else results
 
-    def iter_predict(self, images: Iterable[ImageInput], batch_size: int = 1, **kwargs: Any) -> Iterator[Detections]:
+    def iter_predict(
+        self, images: Iterable[ImageInput], batch_size: int = 1, options: PredictOptions | None = None, **kwargs: Any
+    ) -> Iterator[Detections]:
         """Predict lazily over any iterable of images, ``batch_size`` at a time (see :meth:`yolactpp.YolactPP.iter_predict`)."""
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
-        options = _Options(self, **kwargs)
-        return self._iter_batches(iter(images), batch_size, options)
+        resolved = _Options(self, options, kwargs)
+        return self._iter_batches(iter(images), batch_size, resolved)
 
-    def input_feeds(self, images: Sequence[ImageInput], **kwargs: Any) -> dict[str, np.ndarray]:
-        """The graph inputs for a batch of images and ``predict`` keywords (e.g. to calibrate a quantizer)."""
+    def input_feeds(
+        self, images: Sequence[ImageInput], options: PredictOptions | None = None, **kwargs: Any
+    ) -> dict[str, np.ndarray]:
+        """The graph inputs for a batch of images and prediction options (e.g. to calibrate a quantizer)."""
         arrays = [to_rgb_array(image) for image in images]
-        return _Options(self, **kwargs).feeds(preprocess(arrays, self.config.preprocess))
+        return _Options(self, options, kwargs).feeds(preprocess(arrays, self.config.preprocess))
 
     def _iter_batches(self, images: Iterator[ImageInput], batch_size: int, options: _Options) -> Iterator[Detections]:
         while True:

@@ -85,10 +85,10 @@ def build(verbose: bool = False, say: Callable[[str], None] = print) -> Path:
     The library is also loaded into this process (``cpp_extension.load`` does so), so call this
     before anything else loaded the ops.
     """
+    job = plan()  # first: it points CUDA_HOME at the toolkit before cpp_extension is imported
     import torch
     from torch.utils import cpp_extension
 
-    job = plan()
     say(f"building native ops: {job.describe()}")
     say(f"into {job.target}; this takes a minute or more (--verbose shows the compiler)")
     job.target.mkdir(parents=True, exist_ok=True)
@@ -109,7 +109,9 @@ def build(verbose: bool = False, say: Callable[[str], None] = print) -> Path:
         )
     except Exception as exc:
         text = " ".join(str(exc).split())
-        raise BuildFailed(f"the build failed ({type(exc).__name__}: {text[-400:]}); rerun with --verbose") from exc
+        first_error = max(text.find("error:"), 0)  # the compiler's first complaint, not ninja's epilogue
+        raise BuildFailed(f"the build failed ({type(exc).__name__}: {text[first_error:first_error + 400]}); "
+                          "rerun with --verbose") from exc
     finally:
         if previous is None:
             os.environ.pop("TORCH_CUDA_ARCH_LIST", None)
