@@ -291,13 +291,9 @@ class YolactPP(nn.Module):
         stream = self._iter_batches(iter(images), batch_size, resolved)
         if track is False:
             return stream
-        from yolactpp.tracking import Tracker
+        from yolactpp.tracking import with_tracks
 
-        if track is True:
-            track = Tracker()
-        elif not isinstance(track, Tracker):
-            raise TypeError(f"track must be True, False or a yolactpp.tracking.Tracker, got {type(track).__name__}")
-        return map(track.update, stream)
+        return with_tracks(stream, track)
 
     def _iter_batches(self, images: Iterator[ImageInput], batch_size: int, options: ResolvedOptions) -> Iterator[Detections]:
         while True:

@@ -8,13 +8,14 @@ detection of the first frame, and the first frame of each new object.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
 from yolactpp.results import Detections, _is_tensor
 
-__all__ = ["Tracker"]
+__all__ = ["Tracker", "with_tracks"]
 
 
 def _import_trackers() -> Any:
@@ -65,3 +66,15 @@ class Tracker:
     def reset(self) -> None:
         """Forget every track (before a new video)."""
         self._tracker.reset()
+
+
+def with_tracks(stream: Iterator[Detections], track: "bool | Tracker") -> Iterator[Detections]:
+    """``stream`` with track ids when ``track`` is ``True`` (a new :class:`Tracker`) or a tracker;
+    unchanged when ``False``. The ``track`` argument of every ``iter_predict``."""
+    if track is False:
+        return stream
+    if track is True:
+        track = Tracker()
+    elif not isinstance(track, Tracker):
+        raise TypeError(f"track must be True, False or a yolactpp.tracking.Tracker, got {type(track).__name__}")
+    return map(track.update, stream)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import os
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence, overload
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence, overload
 
 import numpy as np
 
@@ -21,6 +21,9 @@ from yolactpp.numpy_ops import boxes_to_pixels, preprocess
 from yolactpp.predict_options import InvalidOptionError, PredictOptions
 from yolactpp.preprocess import ImageInput, to_rgb_array
 from yolactpp.results import Detections
+
+if TYPE_CHECKING:
+    from yolactpp.tracking import Tracker
 
 __all__ = ["ExportedModel", "load_exported"]
 
@@ -115,13 +118,25 @@ class ExportedModel:
         return results[0] if single else results
 
     def iter_predict(
-        self, images: Iterable[ImageInput], batch_size: int = 1, options: PredictOptions | None = None, **kwargs: Any
+        self,
+        images: Iterable[ImageInput],
+        batch_size: int = 1,
+        options: PredictOptions | None = None,
+        *,
+        track: "bool | Tracker" = False,
+        **kwargs: Any,
     ) -> Iterator[Detections]:
-        """Predict lazily over any iterable of images, ``batch_size`` at a time (see :meth:`yolactpp.YolactPP.iter_predict`)."""
+        """Predict lazily over any iterable of images, ``batch_size`` at a time; ``track`` as in
+        :meth:`yolactpp.YolactPP.iter_predict`."""
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
         resolved = _Options(self, options, kwargs)
-        return self._iter_batches(iter(images), batch_size, resolved)
+        stream = self._iter_batches(iter(images), batch_size, resolved)
+        if track is False:
+            return stream
+        from yolactpp.tracking import with_tracks
+
+        return with_tracks(stream, track)
 
     def input_feeds(
         self, images: Sequence[ImageInput], options: PredictOptions | None = None, **kwargs: Any
