@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from yolactpp.errors import InvalidArgumentTypeError, MissingDependencyError
 from yolactpp.results import Detections, _is_tensor
 
 __all__ = ["Tracker", "with_tracks"]
@@ -23,7 +24,9 @@ def _import_trackers() -> Any:
         import supervision
         import trackers
     except ImportError:
-        raise ImportError("tracking needs trackers: pip install 'yolactpp[track]' (or pip install trackers)") from None
+        raise MissingDependencyError(
+            "tracking needs trackers: pip install 'yolactpp[track]' (or pip install trackers)"
+        ) from None
     return supervision, trackers
 
 
@@ -68,13 +71,17 @@ class Tracker:
         self._tracker.reset()
 
 
-def with_tracks(stream: Iterator[Detections], track: "bool | Tracker") -> Iterator[Detections]:
+def with_tracks(stream: Iterator[Any], track: "bool | Tracker") -> Iterator[Any]:
     """``stream`` with track ids when ``track`` is ``True`` (a new :class:`Tracker`) or a tracker;
-    unchanged when ``False``. The ``track`` argument of every ``iter_predict``."""
+    unchanged when ``False``. The ``track`` argument of every ``iter_predict``; items that are not
+    :class:`Detections` (a ``PredictionFailure`` with ``on_error="yield"``) pass through untracked."""
     if track is False:
         return stream
     if track is True:
         track = Tracker()
     elif not isinstance(track, Tracker):
-        raise TypeError(f"track must be True, False or a yolactpp.tracking.Tracker, got {type(track).__name__}")
-    return map(track.update, stream)
+        raise InvalidArgumentTypeError(
+            f"track must be True, False or a yolactpp.tracking.Tracker, got {type(track).__name__}"
+        )
+    tracker = track
+    return (tracker.update(r) if isinstance(r, Detections) else r for r in stream)  # failures are not frames

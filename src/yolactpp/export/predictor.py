@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence, o
 import numpy as np
 
 from yolactpp.config import DetectConfig, ModelConfig
+from yolactpp.errors import InvalidArgumentError, InvalidArgumentTypeError, MissingDependencyError, MissingFileError
 from yolactpp.export.metadata import ExportFormatError, ExportInfo, read_metadata
 from yolactpp.numpy_ops import boxes_to_pixels, preprocess
 from yolactpp.predict_options import InvalidOptionError, PredictOptions
@@ -108,7 +109,9 @@ class ExportedModel:
         Same options; ``top_k`` and ``max_detections`` may not exceed the exported values.
         """
         if isinstance(images, Iterator):
-            raise TypeError("predict takes one image or a list of images; use iter_predict for iterators and streams")
+            raise InvalidArgumentTypeError(
+                "predict takes one image or a list of images; use iter_predict for iterators and streams"
+            )
         single = not isinstance(images, (list, tuple))
         batch = [images] if single else list(images)
         resolved = _Options(self, options, kwargs)
@@ -129,7 +132,7 @@ class ExportedModel:
         """Predict lazily over any iterable of images, ``batch_size`` at a time; ``track`` as in
         :meth:`yolactpp.YolactPP.iter_predict`."""
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+            raise InvalidArgumentError(f"batch_size must be an integer >= 1, got {batch_size!r}")
         resolved = _Options(self, options, kwargs)
         stream = self._iter_batches(iter(images), batch_size, resolved)
         if track is False:
@@ -190,7 +193,9 @@ def _onnx_runner(path: Path, threads: int | None, providers: Sequence[str] | Non
     try:
         import onnxruntime as ort
     except ImportError:
-        raise ImportError("predicting with .onnx files needs onnxruntime: pip install 'yolactpp[onnx]'") from None
+        raise MissingDependencyError(
+            "predicting with .onnx files needs onnxruntime: pip install 'yolactpp[onnx]'"
+        ) from None
     options = ort.SessionOptions()
     if threads is not None:
         options.intra_op_num_threads = threads
@@ -238,7 +243,7 @@ def load_exported(
     """
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"exported model not found: {p}")
+        raise MissingFileError(f"exported model not found: {p}")
     with open(p, "rb") as f:
         head = f.read(4)
     if head.startswith(b"PK"):  # a zip archive: an AOTInductor package

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from yolactpp.errors import InvalidArgumentError
 from yolactpp.export._trace import export_info, prepare_graph, trace
 from yolactpp.export.metadata import ExportError, ExportFormatError, write_metadata
 
@@ -40,7 +41,7 @@ def export_pt2(
     """
     path = Path(path)
     if path.suffix != ".pt2":
-        raise ValueError(f"AOTInductor packages must end in .pt2, got {path.name}")
+        raise InvalidArgumentError(f"AOTInductor packages must end in .pt2, got {path.name}")
     graph = prepare_graph(model, dtype, max_detections, top_k, use_topk=False).to(device)
     program = trace(graph)
     metadata = write_metadata(model.config, export_info(graph, "pt2", dtype, None))
