@@ -18,13 +18,17 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks._common import REPO, checkpoint_for, markdown_table  # noqa: E402
+from benchmarks._common import REPO, checkpoint_for, markdown_table
 
-IMAGES = (REPO / "tests/data/oracle/images/landscape_1280x720.png", REPO / "tests/data/oracle/images/square_550x550.png")
+IMAGES = (
+    REPO / "tests/data/oracle/images/landscape_1280x720.png",
+    REPO / "tests/data/oracle/images/square_550x550.png",
+)
 ALL = ("yolact_resnet50", "yolact_darknet53", "yolact_base", "yolact_im700", "yolact_plus_resnet50", "yolact_plus_base")
 
 
@@ -74,11 +78,26 @@ def run_model(name: str, out_dir: Path, args: argparse.Namespace) -> list[list[s
     fp32_ms = args.eager_ms[args.models.index(name)] if args.skip_eager and args.eager_ms else None
     if not args.check_only and not args.skip_eager:
         fp32_ms = 1000 * median_latency(lambda: eager.predict(images[0]), args.reps)
-        rows.append([name, "eager float32", "-", "-", f"{eager_load:.1f}", f"{fp32_ms:.0f}", "1.00", "reference", "-", "-"])
+        rows.append(
+            [name, "eager float32", "-", "-", f"{eager_load:.1f}", f"{fp32_ms:.0f}", "1.00", "reference", "-", "-"]
+        )
         bf16 = YolactPP.from_pretrained(checkpoint, dtype=torch.bfloat16)
         ms = 1000 * median_latency(lambda: bf16.predict(images[0]), args.reps)
         same, box, score = deviation(references[0], bf16.predict(images[0]))
-        rows.append([name, "eager bfloat16", "-", "-", "-", f"{ms:.0f}", f"{ms / fp32_ms:.2f}", str(same), f"{box:.3g}", f"{score:.2g}"])
+        rows.append(
+            [
+                name,
+                "eager bfloat16",
+                "-",
+                "-",
+                "-",
+                f"{ms:.0f}",
+                f"{ms / fp32_ms:.2f}",
+                str(same),
+                f"{box:.3g}",
+                f"{score:.2g}",
+            ]
+        )
         del bf16
     formats = [] if args.skip_onnx else [("onnx", "onnxruntime CPU", {})]
     formats += [("pt2", "AOTInductor pt2", {})] if args.pt2 else []
@@ -103,11 +122,37 @@ def run_model(name: str, out_dir: Path, args: argparse.Namespace) -> list[list[s
         score = max(c[2] for c in checks)
         del first
         if args.check_only:
-            rows.append([name, label, f"{export_s:.0f}", f"{size:.0f}", f"{load_s:.1f}", "-", "-", str(same), f"{box:.3g}", f"{score:.2g}"])
+            rows.append(
+                [
+                    name,
+                    label,
+                    f"{export_s:.0f}",
+                    f"{size:.0f}",
+                    f"{load_s:.1f}",
+                    "-",
+                    "-",
+                    str(same),
+                    f"{box:.3g}",
+                    f"{score:.2g}",
+                ]
+            )
             continue
         ms = 1000 * median_latency(lambda: model.predict(images[0]), args.reps)
         assert fp32_ms is not None
-        rows.append([name, label, f"{export_s:.0f}", f"{size:.0f}", f"{load_s:.1f}", f"{ms:.0f}", f"{ms / fp32_ms:.2f}", str(same), f"{box:.3g}", f"{score:.2g}"])
+        rows.append(
+            [
+                name,
+                label,
+                f"{export_s:.0f}",
+                f"{size:.0f}",
+                f"{load_s:.1f}",
+                f"{ms:.0f}",
+                f"{ms / fp32_ms:.2f}",
+                str(same),
+                f"{box:.3g}",
+                f"{score:.2g}",
+            ]
+        )
     for row in rows:
         print(" | ".join(row), flush=True)
     return rows
@@ -115,12 +160,20 @@ def run_model(name: str, out_dir: Path, args: argparse.Namespace) -> list[list[s
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", default=["yolact_plus_resnet50", "yolact_base"], help="model names or 'all'")
-    parser.add_argument("--pt2", action="store_true", help="also compile and time AOTInductor packages (minutes per model)")
+    parser.add_argument(
+        "--models", nargs="+", default=["yolact_plus_resnet50", "yolact_base"], help="model names or 'all'"
+    )
+    parser.add_argument(
+        "--pt2", action="store_true", help="also compile and time AOTInductor packages (minutes per model)"
+    )
     parser.add_argument("--skip-eager", action="store_true", help="no eager rows; ratios use --eager-ms")
-    parser.add_argument("--eager-ms", type=float, nargs="*", default=[], help="eager float32 ms per model (with --skip-eager)")
+    parser.add_argument(
+        "--eager-ms", type=float, nargs="*", default=[], help="eager float32 ms per model (with --skip-eager)"
+    )
     parser.add_argument("--skip-onnx", action="store_true", help="no float32 ONNX row (e.g. a pt2-only run)")
-    parser.add_argument("--fp16", action="store_true", help="also export float16 ONNX files (size and export time only on CPU)")
+    parser.add_argument(
+        "--fp16", action="store_true", help="also export float16 ONNX files (size and export time only on CPU)"
+    )
     parser.add_argument("--check-only", action="store_true", help="export and compare only, no timing")
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--out", default=None, help="folder for the exported files (default: a temporary one)")
@@ -131,7 +184,18 @@ def main() -> None:
     rows: list[list[str]] = []
     for name in names:
         rows += run_model(name, out_dir, args)
-    header = ["model", "runtime", "export s", "MiB", "load s", "median ms", "vs eager fp32", "same", "max box dev px", "max score dev"]
+    header = [
+        "model",
+        "runtime",
+        "export s",
+        "MiB",
+        "load s",
+        "median ms",
+        "vs eager fp32",
+        "same",
+        "max box dev px",
+        "max score dev",
+    ]
     print(markdown_table(rows, header))
 
 

@@ -15,13 +15,13 @@ from yolactpp.export.metadata import ExportError, ExportInfo
 if TYPE_CHECKING:
     from yolactpp.model import YolactPP
 
-__all__ = ["DTYPES", "export_info", "example_inputs", "prepare_graph", "trace"]
+__all__ = ["DTYPES", "example_inputs", "export_info", "prepare_graph", "trace"]
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16}
 
 
 def prepare_graph(
-    model: "YolactPP",
+    model: YolactPP,
     dtype: str,
     max_detections: int | None,
     top_k: int | None,

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from yolactpp.backbone.dcn import ModulatedDeformConv2d
+from yolactpp.errors import InvalidArgumentError
 
 __all__ = ["deform_conv2d_grid_sample", "use_grid_sample_dcn"]
 
@@ -41,7 +42,9 @@ def deform_conv2d_grid_sample(
     py = base_y.view(1, 1, ho, 1) + ky.view(1, taps, 1, 1) + offset[:, 0::2]  # [N, K, Ho, Wo]
     px = base_x.view(1, 1, 1, wo) + kx.view(1, taps, 1, 1) + offset[:, 1::2]
     grid = torch.stack([(px + 0.5) * (2.0 / w) - 1.0, (py + 0.5) * (2.0 / h) - 1.0], dim=-1)
-    sampled = F.grid_sample(x, grid.view(n, taps * ho, wo, 2), mode="bilinear", padding_mode="zeros", align_corners=False)
+    sampled = F.grid_sample(
+        x, grid.view(n, taps * ho, wo, 2), mode="bilinear", padding_mode="zeros", align_corners=False
+    )
     sampled = sampled.view(n, c, taps, ho, wo) * mask.unsqueeze(1)
     out = torch.matmul(weight.reshape(out_c, c * taps), sampled.reshape(n, c * taps, ho * wo))
     out = out.view(n, out_c, ho, wo)
@@ -51,7 +54,7 @@ def deform_conv2d_grid_sample(
 class _GridSampleDeformConv(ModulatedDeformConv2d):
     def forward_with_params(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         if self.offset_groups != 1:
-            raise ValueError("the grid_sample DCN supports one offset group")
+            raise InvalidArgumentError("the grid_sample DCN supports one offset group")
         offset_mask = self.conv_offset_mask(x)
         offset = offset_mask[:, : self._offset_channels]
         mask = torch.sigmoid(offset_mask[:, self._offset_channels :])

@@ -57,7 +57,9 @@ def translation_table(opset: int) -> dict[Any, Any]:
     return {torch.ops.yolactpp.deform_conv2d.default: _deform_conv_translation(opset)}
 
 
-_UNSUPPORTED = re.compile(r"(?:No ONNX function found for|Unsupported FX nodes:?)\s*[<{\[]?\s*(?:OpOverload\(op=')?([\w.:]+)")
+_UNSUPPORTED = re.compile(
+    r"(?:No ONNX function found for|Unsupported FX nodes:?)\s*[<{\[]?\s*(?:OpOverload\(op=')?([\w.:]+)"
+)
 
 
 def to_onnx(program: Any, path: Path, opset: int, input_names: list[str], output_names_: list[str]) -> Any:
@@ -78,12 +80,16 @@ def to_onnx(program: Any, path: Path, opset: int, input_names: list[str], output
         text = str(exc)
         found = _UNSUPPORTED.search(text) or re.search(r"\b(torch\.ops\.[\w.]+|[a-z_]\w*::\w+)", text)
         if found:
-            raise ExportError(f"cannot express the op {found.group(1)} in ONNX (opset {opset}): no translation exists") from exc
-        raise ExportError(f"ONNX export failed: {text.strip().splitlines()[0] if text.strip() else type(exc).__name__}") from exc
+            raise ExportError(
+                f"cannot express the op {found.group(1)} in ONNX (opset {opset}): no translation exists"
+            ) from exc
+        raise ExportError(
+            f"ONNX export failed: {text.strip().splitlines()[0] if text.strip() else type(exc).__name__}"
+        ) from exc
 
 
 def export_onnx(
-    model: "YolactPP",
+    model: YolactPP,
     path: str | os.PathLike[str],
     *,
     opset: int = DEFAULT_OPSET,
@@ -110,7 +116,9 @@ def export_onnx(
     if deform_conv not in ("DeformConv", "grid_sample"):
         raise InvalidArgumentError(f"deform_conv must be 'DeformConv' or 'grid_sample', got {deform_conv!r}")
     path = Path(path)
-    graph = prepare_graph(model, dtype, max_detections, top_k, use_topk=True, grid_sample_dcn=deform_conv == "grid_sample")
+    graph = prepare_graph(
+        model, dtype, max_detections, top_k, use_topk=True, grid_sample_dcn=deform_conv == "grid_sample"
+    )
     program = trace(graph)
     onnx_program = to_onnx(program, path, opset, list(INPUT_NAMES), list(output_names(model.config)))
     proto = onnx_program.model_proto
