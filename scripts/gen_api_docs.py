@@ -43,6 +43,7 @@ SECTIONS: tuple[tuple[str, tuple[str, ...] | None], ...] = (
     ("yolactpp.manifest", ("ManifestEntry", "load_manifest")),
     ("yolactpp.serialization", None),
     ("yolactpp.ops", None),
+    ("yolactpp.export", ("export_onnx", "export_pt2", "load_exported", "ExportedModel", "ExportInfo", "ExportError", "ExportFormatError")),
     ("yolactpp.integrations.ray", ("predict_dataset", "read_image_files", "Predictor")),  # schema: docs/ray.md
 )
 

@@ -65,7 +65,7 @@ def test_random_bytes_are_called_not_a_checkpoint(tmp_path: Path, data: bytes) -
     with pytest.raises(CheckpointError) as info:
         YolactPP.from_pretrained(path)
     message = str(info.value)
-    assert "is not a checkpoint PyTorch can read" in message and str(path) in message
+    assert "is not a readable PyTorch checkpoint" in message and str(path) in message
     assert "could run code" not in message and "weights_only" not in message
 
 

@@ -102,8 +102,8 @@ def read_original_checkpoint(path: str | os.PathLike[str]) -> dict[str, torch.Te
         if isinstance(exc, pickle.UnpicklingError) and "Weights only load failed" in str(exc):
             first_line = "invalid pickle data"  # torch's text would suggest weights_only=False: never
         raise CheckpointError(
-            f"{p} is not a checkpoint PyTorch can read (a truncated or corrupted download, or another kind "
-            f"of file): {first_line}"
+            f"{p} is not a readable PyTorch checkpoint (truncated or corrupted download, or not a "
+            f".pth file): {first_line}"
         ) from None
     if not isinstance(obj, Mapping) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()):
         raise CheckpointError(

@@ -20,7 +20,14 @@ __all__ = ["DTYPES", "example_inputs", "export_info", "prepare_graph", "trace"]
 DTYPES = {"float32": torch.float32, "float16": torch.float16}
 
 
-def prepare_graph(model: YolactPP, dtype: str, max_detections: int | None, top_k: int | None, use_topk: bool) -> DeploymentGraph:
+def prepare_graph(
+    model: YolactPP,
+    dtype: str,
+    max_detections: int | None,
+    top_k: int | None,
+    use_topk: bool,
+    grid_sample_dcn: bool = False,
+) -> DeploymentGraph:
     """A copy of the model's network in ``dtype`` on the CPU, ready to trace (the model is untouched).
 
     BatchNorm folding is turned off in the copy: its per-call weight cache is a side effect that
@@ -35,6 +42,10 @@ def prepare_graph(model: YolactPP, dtype: str, max_detections: int | None, top_k
         raise InvalidArgumentError(f"top_k must be >= 1, got {top_k}")
     network = copy.deepcopy(model.network).to(device="cpu", dtype=DTYPES[dtype]).eval()
     set_batchnorm_folding(network, False)
+    if grid_sample_dcn:
+        from yolactpp.export.dcn_grid_sample import use_grid_sample_dcn
+
+        use_grid_sample_dcn(network)
     size = model.config.preprocess.size
     with torch.no_grad():
         network(torch.zeros(1, 3, size, size, dtype=DTYPES[dtype]).contiguous(memory_format=torch.channels_last))

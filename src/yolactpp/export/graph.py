@@ -81,7 +81,9 @@ class DeploymentGraph(nn.Module):
         return outputs
 
 
-def build_graph(network: YolactNetwork, config: ModelConfig, max_detections: int | None, top_k: int | None, use_topk: bool) -> DeploymentGraph:
+def build_graph(
+    network: YolactNetwork, config: ModelConfig, max_detections: int | None, top_k: int | None, use_topk: bool
+) -> DeploymentGraph:
     """The graph with the config's detection limits unless overridden."""
     return DeploymentGraph(
         network,

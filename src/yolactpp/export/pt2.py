@@ -52,7 +52,9 @@ def export_pt2(
         )
     except Exception as exc:
         text = str(exc).strip()
-        raise ExportError(f"AOTInductor could not compile {model.config.name}: {text.splitlines()[0] if text else type(exc).__name__}") from exc
+        raise ExportError(
+            f"AOTInductor could not compile {model.config.name}: {text.splitlines()[0] if text else type(exc).__name__}"
+        ) from exc
     return path
 
 
@@ -70,7 +72,9 @@ def pt2_runner(path: Path, threads: int | None = None, device: str | None = None
         metadata = dict(compiled.get_metadata())
     except Exception as exc:
         text = str(exc).strip()
-        raise ExportFormatError(f"{path} is not a loadable AOTInductor package: {text.splitlines()[0] if text else type(exc).__name__}") from None
+        raise ExportFormatError(
+            f"{path} is not a loadable AOTInductor package: {text.splitlines()[0] if text else type(exc).__name__}"
+        ) from None
     names: list[str] = []
     target = torch.device(device) if device is not None else torch.device("cpu")
 
