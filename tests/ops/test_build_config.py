@@ -70,3 +70,9 @@ def test_build_defines_record_torch_and_refuse_unsafe_values() -> None:
     assert _build_config.build_defines(torch.__version__, None)[1] == "-DYOLACTPP_BUILD_CUDA=none"
     with pytest.raises(ValueError, match="cannot record"):
         _build_config.build_defines('2.0"; rm -rf /', None)
+
+
+def test_source_file_names_are_unique() -> None:
+    """cpp_extension.load (build-ops) names object files after the source's file name, folders dropped."""
+    names = [Path(p).name for p in _build_config.op_sources(True)]
+    assert len(names) == len(set(names)), sorted(names)

@@ -61,7 +61,7 @@ def mismatched(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The loader sees only a library built for another torch (as a wheel installed next to a newer torch)."""
     library = fake_library(tmp_path / "_C.abi3.so", "torch=2.0.0+cu118;cuda=11.8;")
     monkeypatch.setattr(_library, "candidates", lambda: [_library.Candidate(library, "package")])
-    monkeypatch.setattr(_loader, "_state", dict(tried=False, loaded=False, reason="", logged=False, warned=False, path=None))
+    monkeypatch.setattr(_loader, "_state", {"tried": False, "loaded": False, "reason": "", "logged": False, "warned": False, "path": None})
     monkeypatch.delenv(_loader.ENV_WARN, raising=False)
     return library
 

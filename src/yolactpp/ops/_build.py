@@ -12,16 +12,17 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
+from yolactpp.errors import YolactppError
 from yolactpp.ops import _build_config, _library
 
 __all__ = ["BuildFailed", "BuildPlan", "build", "plan"]
 
 
-class BuildFailed(RuntimeError):
+class BuildFailed(YolactppError, RuntimeError):
     """The native ops could not be built here; the message says why and what to do."""
 
 
@@ -49,7 +50,7 @@ def _visible_archs() -> str | None:
     try:
         count = torch.cuda.device_count()
         archs = sorted({"{}.{}".format(*torch.cuda.get_device_capability(i)) for i in range(count)})
-    except Exception:  # a broken driver must not stop a CPU build
+    except Exception:  # noqa: BLE001  (a broken driver must not stop a CPU build)
         return None
     return ";".join(archs) + "+PTX" if archs else None
 
@@ -107,7 +108,7 @@ def build(verbose: bool = False, say: Callable[[str], None] = print) -> Path:
             is_python_module=False,
             verbose=verbose,
         )
-    except Exception as exc:
+    except Exception as exc:  # any failure of the build is reported, not raised
         text = " ".join(str(exc).split())
         first_error = max(text.find("error:"), 0)  # the compiler's first complaint, not ninja's epilogue
         raise BuildFailed(f"the build failed ({type(exc).__name__}: {text[first_error:first_error + 400]}); "

@@ -36,10 +36,8 @@ def _deform_conv2d_fake(
     torch._check(offset.dim() == 4, lambda: "deform_conv2d: offset must be 4-D")
     torch._check(input.shape[1] != 0, lambda: f"deform_conv2d: input has no channels: {list(input.shape)}")
     for name, other in (("offset", offset), ("weight", weight), ("bias", bias), ("mask", mask)):
-        torch._check(
-            other is None or other.dtype == input.dtype,
-            lambda: f"deform_conv2d: {name} has dtype {other.dtype} but input has {input.dtype}",  # noqa: B023
-        )
+        if other is not None and other.dtype != input.dtype:
+            raise RuntimeError(f"deform_conv2d: {name} has dtype {other.dtype} but input has {input.dtype}")
     batch, _, height, width = input.shape
     out_channels, _, kernel_h, kernel_w = weight.shape
     out_h = (height + 2 * padding[0] - (dilation[0] * (kernel_h - 1) + 1)) // stride[0] + 1

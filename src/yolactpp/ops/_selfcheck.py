@@ -9,7 +9,7 @@ the process; the caller warns and ``backend_info()`` shows the measured differen
 from __future__ import annotations
 
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -88,7 +88,7 @@ def verify(op: str, device: torch.device) -> str | None:
                 try:
                     with torch.no_grad(), torch.autocast(device.type, enabled=False):
                         _results[key] = _CHECKS[op](device)
-                except Exception as exc:  # an error in the kernel is a failed check, not a failed prediction
+                except Exception as exc:  # noqa: BLE001  (a kernel error is a failed check)
                     _results[key] = f"the kernel raised {type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
     return _results[key]
 
