@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks._common import REPO, checkpoint_for, markdown_table  # noqa: E402
-from benchmarks.bench_e2e import DEFAULT_IMAGE, _load_image, _make, _with_backend, peak_rss_mb, time_runs  # noqa: E402
+from benchmarks._common import checkpoint_for, markdown_table
+from benchmarks.bench_e2e import DEFAULT_IMAGE, _load_image, _make, _with_backend, peak_rss_mb, time_runs
 
 CALIBRATION = (1, 2, 4)  # sample photographs not among the parity images (chelsea, coffee, camera)
 
@@ -66,7 +66,11 @@ def stage_split(path: Path, image: Any, threads: int, reps: int = 3) -> dict[str
     for e in events:
         if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
             per_kind[kinds.get(e["args"]["op_name"], "detection, masks, other ops")] += e["dur"] / 1000 / (reps + 1)
-    split = {"preprocess + pixel boxes + full-size masks (Python)": statistics.median(t - s for t, s in zip(totals, session_ms))}
+    split = {
+        "preprocess + pixel boxes + full-size masks (Python)": statistics.median(
+            t - s for t, s in zip(totals, session_ms)
+        )
+    }
     split.update(sorted(per_kind.items(), key=lambda kv: -kv[1]))
     split["total"] = statistics.median(totals)
     return split
@@ -78,7 +82,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--image", default=str(DEFAULT_IMAGE))
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--maskrcnn", action="store_true", help="also time torchvision's Mask R-CNN (bf16 and fp32, best kept)")
+    parser.add_argument(
+        "--maskrcnn", action="store_true", help="also time torchvision's Mask R-CNN (bf16 and fp32, best kept)"
+    )
     parser.add_argument("--no-memory", action="store_true")
     parser.add_argument("--workdir", default=str(Path(tempfile.gettempdir()) / "yolactpp-bench-int8"))
     args = parser.parse_args(argv)
@@ -102,13 +108,17 @@ def main(argv: list[str] | None = None) -> None:
         checkpoint = checkpoint_for(name)
         model = YolactPP.from_pretrained(checkpoint, config=name)
         start = time.perf_counter()
-        quantized = model.quantize([photos[i] for i in CALIBRATION], path=workdir / f"{name}-int8.onnx", progress=False, threads=args.threads)
+        quantized = model.quantize(
+            [photos[i] for i in CALIBRATION], path=workdir / f"{name}-int8.onnx", progress=False, threads=args.threads
+        )
         quantize_s = time.perf_counter() - start
         cells = []
         for max_rank in (None, CAP_CLEAR_RANK):
             pooled = [0, 0]
             for im in IMAGES:
-                m, e = kept_fraction(model.predict(image_path(im)), quantized.predict(image_path(im)), max_rank=max_rank)
+                m, e = kept_fraction(
+                    model.predict(image_path(im)), quantized.predict(image_path(im)), max_rank=max_rank
+                )
                 pooled[0] += m
                 pooled[1] += e
                 cells.append(f"{m}/{e}")
@@ -128,7 +138,19 @@ def main(argv: list[str] | None = None) -> None:
         print(f"# {name} done", file=sys.stderr, flush=True)
     cases = [f"kept {im}" for im in IMAGES]
     top = [f"{c} (top {CAP_CLEAR_RANK})" for c in cases]
-    print(markdown_table(accuracy, ["model", *cases, "pooled", *top, f"pooled top {CAP_CLEAR_RANK}", "quantize s (export + calibration, 3 images)"]))
+    print(
+        markdown_table(
+            accuracy,
+            [
+                "model",
+                *cases,
+                "pooled",
+                *top,
+                f"pooled top {CAP_CLEAR_RANK}",
+                "quantize s (export + calibration, 3 images)",
+            ],
+        )
+    )
     print()
     header = ["model", "int8 ms", "bf16 ms", "fp32 ms", "bf16 / int8", "fp32 / int8", "int8 peak RSS MB"]
     if args.maskrcnn:
@@ -137,7 +159,9 @@ def main(argv: list[str] | None = None) -> None:
         mr = {f"maskrcnn {dt}": build_maskrcnn(dt, dt == "bfloat16") for dt in ("float32", "bfloat16")}
         mr_med = {k: statistics.median(v) for k, v in time_runs(mr, image, args.reps, 1).items()}
         best = min(mr_med, key=mr_med.get)
-        print(f"# Mask R-CNN at its best ({best}): {mr_med[best]:.0f} ms ({', '.join(f'{k} {v:.0f}' for k, v in mr_med.items())})")
+        print(
+            f"# Mask R-CNN at its best ({best}): {mr_med[best]:.0f} ms ({', '.join(f'{k} {v:.0f}' for k, v in mr_med.items())})"
+        )
         header.append("Mask R-CNN best / int8")
         for row in rows:
             row.append(f"{mr_med[best] / float(row[1]):.2f}x")

@@ -20,16 +20,16 @@ pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 pytest.importorskip("skimage")
 
-import onnx  # noqa: E402
+import onnx
 
-from tests.oracle.compare import IMAGES, box_iou, image_path  # noqa: E402
-from tests.test_export import small_model  # noqa: E402
-from yolactpp import YolactPP  # noqa: E402
-from yolactpp.cli import main  # noqa: E402
-from yolactpp.export import load_exported  # noqa: E402
-from yolactpp.quantize import CalibrationError, calibration_images, int8_support, sample_photographs  # noqa: E402
-from yolactpp.quantize.cpu import SlowInt8Warning  # noqa: E402
-from yolactpp.quantize.onnx_int8 import QUANTIZATION_KEY  # noqa: E402
+from tests.oracle.compare import IMAGES, box_iou, image_path
+from tests.test_export import small_model
+from yolactpp import YolactPP
+from yolactpp.cli import main
+from yolactpp.export import load_exported
+from yolactpp.quantize import CalibrationError, calibration_images, int8_support, sample_photographs
+from yolactpp.quantize.cpu import SlowInt8Warning
+from yolactpp.quantize.onnx_int8 import QUANTIZATION_KEY
 
 # -- CPU detection ---------------------------------------------------------------------------------
 EPYC_VNNI = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 avx512_vnni\n"
@@ -147,10 +147,15 @@ def test_quantized_model_predicts_and_reloads(small_int8, tmp_path: Path, capsys
     np.testing.assert_array_equal(again.labels, got.labels)
     np.testing.assert_allclose(again.scores, got.scores, rtol=0, atol=1e-6)
     # `yolactpp predict -m` runs the int8 file as it runs any exported one
-    assert main(["predict", str(root / "cal" / "0.png"), "-m", str(copy), "-o", str(tmp_path / "pred"), "-q", "--no-plot"]) == 0
+    assert (
+        main(["predict", str(root / "cal" / "0.png"), "-m", str(copy), "-o", str(tmp_path / "pred"), "-q", "--no-plot"])
+        == 0
+    )
     assert json.loads((tmp_path / "pred" / "0.json").read_text())["detections"] is not None
     # user mistakes: one line, exit code 2, before any model loads
-    assert main(["quantize", "-m", str(root / "weights"), "--calibration", str(tmp_path / "nope"), "-o", str(copy)]) == 2
+    assert (
+        main(["quantize", "-m", str(root / "weights"), "--calibration", str(tmp_path / "nope"), "-o", str(copy)]) == 2
+    )
     assert "no such file or folder" in capsys.readouterr().err
     assert main(["quantize", "-m", str(root / "weights"), "-o", str(tmp_path / "x.pt2")]) == 2
     assert "must end in .onnx" in capsys.readouterr().err

@@ -24,7 +24,9 @@ def add_parser(subparsers: Any) -> None:
         "dot-product extension; elsewhere it is little faster than float32.",
     )
     parser.add_argument("-m", "--model", required=True, help="weights: anything YolactPP.from_pretrained accepts")
-    parser.add_argument("--config", metavar="NAME", help="model config name, when it cannot be inferred from the weights")
+    parser.add_argument(
+        "--config", metavar="NAME", help="model config name, when it cannot be inferred from the weights"
+    )
     parser.add_argument(
         "--calibration", metavar="PATH",
         help="a folder of images (or one image) like those the model will see (default: five public-domain "
@@ -32,7 +34,9 @@ def add_parser(subparsers: Any) -> None:
     )  # fmt: skip
     parser.add_argument("--count", type=positive_int, metavar="N", help="calibrate on at most N images (default: 32)")
     parser.add_argument("-o", "--output", metavar="FILE", help="output .onnx file (default: <config>-int8.onnx)")
-    parser.add_argument("--threads", type=positive_int, metavar="N", help="onnxruntime threads while calibrating (default: all cores)")
+    parser.add_argument(
+        "--threads", type=positive_int, metavar="N", help="onnxruntime threads while calibrating (default: all cores)"
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(run=run)
 
@@ -50,10 +54,14 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SlowInt8Warning)  # said below, in plain words
-        quantized = model.quantize(images, count=len(images), path=output, progress=not args.quiet, threads=args.threads)
+        quantized = model.quantize(
+            images, count=len(images), path=output, progress=not args.quiet, threads=args.threads
+        )
     seconds = time.perf_counter() - start
     size = quantized.path.stat().st_size / 2**20
-    print(f"{quantized.path}: {model.config.name} int8, {size:.1f} MiB, calibrated on {len(images)} image(s) in {seconds:.0f} s")
+    print(
+        f"{quantized.path}: {model.config.name} int8, {size:.1f} MiB, calibrated on {len(images)} image(s) in {seconds:.0f} s"
+    )
     support = int8_support()
     if not support.accelerated:
         print(f"note: {support.describe()}", file=sys.stderr)

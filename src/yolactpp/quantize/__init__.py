@@ -14,8 +14,9 @@ import shutil
 import tempfile
 import warnings
 import weakref
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -45,14 +46,14 @@ __all__ = [
 
 
 def quantize_model(
-    model: "YolactPP",
+    model: YolactPP,
     calibration: CalibrationSource = None,
     *,
     count: int | None = None,
     path: str | os.PathLike[str] | None = None,
     progress: bool = True,
     threads: int | None = None,
-) -> "ExportedModel":
+) -> ExportedModel:
     """See :meth:`yolactpp.YolactPP.quantize`."""
     from yolactpp.export import export_onnx, load_exported
     from yolactpp.quantize.onnx_int8 import quantize_onnx

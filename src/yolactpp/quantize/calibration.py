@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import itertools
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable, Union
+from typing import Any, Union
 
 import numpy as np
 
@@ -19,8 +20,8 @@ from yolactpp.preprocess import ImageInput
 
 __all__ = [
     "DEFAULT_CALIBRATION_COUNT",
-    "CalibrationSource",
     "CalibrationError",
+    "CalibrationSource",
     "calibration_images",
     "sample_photographs",
 ]

@@ -19,8 +19,9 @@ from __future__ import annotations
 import ast
 import dataclasses
 import json
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -77,7 +78,13 @@ def quantize_onnx(
     inputs, one image each). The result keeps the export metadata with ``dtype`` "int8" and adds
     the quantization settings under :data:`QUANTIZATION_KEY`."""
     import onnx
-    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
 
     model = onnx.load(str(float_path))
     metadata = {p.key: p.value for p in model.metadata_props}
