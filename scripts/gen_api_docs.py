@@ -31,14 +31,17 @@ SECTIONS: tuple[tuple[str, tuple[str, ...] | None], ...] = (
     ("yolactpp.polygons", None),
     ("yolactpp.evaluate", None),
     ("yolactpp.benchmark", None),
-    ("yolactpp.preprocess", ("load_image", "decode_image", "to_rgb_array", "InvalidImageError")),
+    ("yolactpp.preprocess", ("load_image", "decode_image", "to_rgb_array", "InvalidImageError", "ImageTooLargeError")),
+    ("yolactpp.errors", None),
+    ("yolactpp.concurrency", ("ModelBusyError",)),
     ("yolactpp.checkpoint", ("CheckpointError",)),
     ("yolactpp.registry", ("list_models", "get_model_config", "register_model", "register_backbone", "UnknownModelError")),
-    ("yolactpp.config", ("ModelConfig", "BackboneConfig", "PreprocessConfig", "AnchorConfig", "DetectConfig")),
+    ("yolactpp.config", ("ModelConfig", "BackboneConfig", "PreprocessConfig", "AnchorConfig", "DetectConfig", "ConfigError")),
     ("yolactpp.hub", None),
     ("yolactpp.manifest", ("ManifestEntry", "load_manifest")),
     ("yolactpp.serialization", None),
     ("yolactpp.ops", None),
+    ("yolactpp.export", ("export_onnx", "export_pt2", "load_exported", "ExportedModel", "ExportInfo", "ExportError", "ExportFormatError")),
     ("yolactpp.integrations.ray", ("predict_dataset", "read_image_files", "Predictor")),  # schema: docs/ray.md
 )
 

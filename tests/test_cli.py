@@ -25,7 +25,7 @@ from yolactpp.classes import COCO_CATEGORY_IDS, COCO_CLASSES
 from yolactpp.cli import main
 from yolactpp.coco import decode_mask_rle
 
-SCORE = 0.5
+SCORE = 0.7  # filters: the landscape image's test-model scores run from 0.51 to 0.83 (the square's are all above)
 
 
 def _env() -> dict[str, str]:
@@ -71,7 +71,9 @@ def test_predict_writes_json_and_annotated_images(predict_run, image_dir: Path, 
     ]  # fmt: skip
     assert "results saved to" in proc.stdout
     for name, det in (("landscape_1280x720", landscape_det), ("square_550x550", square_det)):
-        expected = det[det.scores > SCORE]
+        expected = det[det.scores > SCORE]  # = predict(score_threshold=SCORE), which keeps scores above it
+        if name.startswith("landscape"):
+            assert 0 < len(expected) < len(det)  # the threshold has something to remove
         data = json.loads((out / f"{name}.json").read_text())
         assert data["image_size"] == {"height": det.image_size[0], "width": det.image_size[1]}
         rows = data["detections"]
@@ -93,8 +95,14 @@ def test_predictions_json_is_accepted_by_pycocotools(predict_run, landscape_det,
     # image ids: the position in the (sorted) input list, since the file stems are not numbers
     gt = _coco_gt([{"id": 1, "height": 720, "width": 1280}, {"id": 2, "height": 550, "width": 550}])
     dt = gt.loadRes(records)
-    assert len(dt.getAnnIds(imgIds=[1])) == len(landscape_det[landscape_det.scores > SCORE].to_coco(1))
-    assert len(dt.getAnnIds(imgIds=[2])) == len(square_det[square_det.scores > SCORE].to_coco(2)) > 0
+    for image_id, det in ((1, landscape_det), (2, square_det)):
+        expected = det[det.scores > SCORE]
+        wanted = expected.to_coco(image_id, kind="bbox")
+        anns = dt.loadAnns(dt.getAnnIds(imgIds=[image_id]))
+        assert len(anns) == len(wanted) > 0
+        assert [(a["category_id"], a["bbox"]) for a in anns] == [(r["category_id"], r["bbox"]) for r in wanted]
+        first = dt.annToMask(anns[0]).astype(bool)  # pycocotools' own decoding of the written RLE
+        assert np.array_equal(first, expected.masks[0].numpy())
 
 
 def test_default_output_folders_count_up_and_classes_filter(image_dir: Path, v1_checkpoint: Path, tmp_path: Path, monkeypatch, capsys) -> None:
@@ -133,7 +141,7 @@ def _read_video(path: Path) -> tuple[list[np.ndarray], Fraction]:
         return [f.to_ndarray(format="rgb24") for f in container.decode(stream)], Fraction(stream.average_rate)
 
 
-def test_video_round_trip(landscape_path: Path, v1_checkpoint: Path, tmp_path: Path, capsys) -> None:
+def test_video_round_trip(landscape_path: Path, v1_checkpoint: Path, v1_model, tmp_path: Path, capsys) -> None:
     pytest.importorskip("av")
     source = np.asarray(Image.open(landscape_path).convert("RGB").resize((160, 96)))
     frames = [np.roll(source, 8 * i, axis=1) for i in range(6)]
@@ -150,6 +158,12 @@ def test_video_round_trip(landscape_path: Path, v1_checkpoint: Path, tmp_path: P
     assert [line["frame"] for line in lines] == list(range(6))
     assert lines[5]["time"] == pytest.approx(1.0)
     assert all(line["image_size"] == {"height": 96, "width": 160} for line in lines)
+    # --score-threshold reached the video path: every frame's count equals predict's with the option
+    from yolactpp.video import read_frames
+
+    first = v1_model.predict(next(read_frames(video)))  # the frame exactly as the command decoded it
+    assert len(lines[0]["detections"]) == int((first.scores > 0.6).sum()) < len(first)
+    assert all(d["score"] > 0.6 for line in lines for d in line["detections"])
     assert sum(len(line["detections"]) for line in lines) > 0
 
 
@@ -222,7 +236,9 @@ def test_benchmark_prints_a_latency_row(v1_checkpoint: Path, capsys) -> None:
     header, row = capsys.readouterr().out.strip().splitlines()
     assert header.split()[:5] == ["model", "device", "dtype", "batch", "image"] and "median" in header
     assert row.split()[:6] == ["yolact_resnet50", "cpu", "float32", "1", "64x48", "1"]
-    assert float(row.split()[6]) > 0
+    median_ms, p90_ms, per_second = (float(v) for v in row.split()[6:9])
+    assert median_ms > 0 and p90_ms == median_ms  # one repetition: its time is both
+    assert per_second == pytest.approx(1000 / median_ms, rel=0.01, abs=0.006)  # batch 1, printed to 2 decimals
 
 
 def _one_line_error(capsys, args: list[str], *needles: str) -> None:

@@ -43,7 +43,9 @@ def test_docs_link_to_existing_files() -> None:
         assert (DOCS / page).is_file()
 
 
-def test_quickstart_notebook_runs(v1_checkpoint: Path, square_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_quickstart_notebook_runs(
+    v1_checkpoint: Path, square_path: Path, square_det, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     pytest.importorskip("ipykernel")
@@ -72,6 +74,10 @@ def test_quickstart_notebook_runs(v1_checkpoint: Path, square_path: Path, tmp_pa
     text = "".join(out.get("text", "") for out in outputs)
     assert "Detections(n=" in text and "(550, 550)" not in text  # the stream cell resized the image
     assert "(240, 320)" in text and "(360, 640)" in text
+    # the notebook's predict(IMAGE, score_threshold=0.3) found what predict finds here
+    expected = square_det[square_det.scores > 0.3]
+    assert f"Detections(n={len(expected)}, image_size=(h=550, w=550)" in text
+    assert f"{len(expected.to_coco(1))} ['bbox', 'category_id', 'image_id', 'score', 'segmentation']" in text
     # the interop cells: supervision's annotators drew a picture, polygons and a table came out
     assert sum("image/png" in out.get("data", {}) for out in outputs) >= 2
     assert "supervision.detection.core" in text and "first COCO polygon:" in text

@@ -6,8 +6,9 @@ detections are fixed, so nothing on either side comes from the library's own out
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pytest

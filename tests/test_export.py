@@ -22,13 +22,13 @@ import torch
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
-import onnx  # noqa: E402
+import onnx
 
-from yolactpp.backbone.resnet import ResNet  # noqa: E402
-from yolactpp.config import AnchorConfig, BackboneConfig, ModelConfig, PreprocessConfig  # noqa: E402
-from yolactpp.export import ExportError, ExportFormatError, export_onnx, load_exported  # noqa: E402
-from yolactpp.model import YolactPP  # noqa: E402
-from yolactpp.registry import register_backbone  # noqa: E402
+from yolactpp.backbone.resnet import ResNet
+from yolactpp.config import AnchorConfig, BackboneConfig, ModelConfig, PreprocessConfig
+from yolactpp.export import ExportError, ExportFormatError, load_exported
+from yolactpp.model import YolactPP
+from yolactpp.registry import register_backbone
 
 SRC = Path(__file__).resolve().parent.parent / "src"
 
@@ -118,7 +118,9 @@ def test_onnx_graph_is_standard_and_self_describing(onnx_path: Path, model: Yola
     [{}, {"classes": ["dog", "bird"], "max_detections": 7, "score_threshold": 0.02, "iou_threshold": 0.3}],
     ids=["defaults", "classes-cap-thresholds"],
 )
-def test_onnx_predictions_equal_eager(onnx_path: Path, model: YolactPP, images: list[np.ndarray], options: dict) -> None:
+def test_onnx_predictions_equal_eager(
+    onnx_path: Path, model: YolactPP, images: list[np.ndarray], options: dict
+) -> None:
     exported = load_exported(onnx_path, threads=2)
     # A batch of two images of different sizes through the dynamic batch dimension.
     for eager, got in zip(model.predict(images, **options), exported.predict(images, **options)):
@@ -132,6 +134,8 @@ def test_onnx_stream_and_option_errors(onnx_path: Path, images: list[np.ndarray]
     exported = load_exported(onnx_path)
     stream = list(exported.iter_predict(iter(images * 2), batch_size=3))
     assert [d.image_size for d in stream] == [(120, 160), (90, 70)] * 2
+    tolerant = list(exported.iter_predict([images[0], "missing.png", images[1]], batch_size=2, on_error="yield"))
+    assert [type(r).__name__ for r in tolerant] == ["Detections", "PredictionFailure", "Detections"]
     with pytest.raises(ValueError, match="max_detections=150 is above the 100"):
         exported.predict(images[0], max_detections=150)
     with pytest.raises(ValueError, match="unknown class"):
@@ -151,7 +155,9 @@ sys.meta_path.insert(0, _NoTorch())
 """
 
 
-def test_cli_predicts_with_onnx_without_torch(onnx_path: Path, model: YolactPP, images: list[np.ndarray], tmp_path: Path) -> None:
+def test_cli_predicts_with_onnx_without_torch(
+    onnx_path: Path, model: YolactPP, images: list[np.ndarray], tmp_path: Path
+) -> None:
     from PIL import Image
 
     image = tmp_path / "photo.png"

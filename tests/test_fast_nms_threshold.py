@@ -8,6 +8,7 @@ pure-PyTorch path that every install has.
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -70,3 +71,56 @@ def test_detect_passes_the_iou_threshold_through() -> None:
         assert detect(torch.zeros(3, 4, dtype=torch.float64), conf, coefficients, priors, tighter).coefficients[
             :, 0
         ].tolist() == [0.0, 2.0]
+
+
+def _padded_inputs() -> dict[str, torch.Tensor]:
+    """The edge case as one image for padded_detect (the exported graphs' FastNMS): priors = boxes."""
+    boxes = torch.tensor(EDGE_BOXES) / 16
+    return {
+        "loc": torch.zeros(1, 3, 4),
+        "conf": torch.tensor([[[0.1, 0.9], [0.2, 0.8], [0.3, 0.7]]]),
+        "coefficients": torch.arange(3.0).view(1, 3, 1),  # identifies each prior in the output
+        "priors": torch.cat([(boxes[:, :2] + boxes[:, 2:]) / 2, boxes[:, 2:] - boxes[:, :2]], dim=1),
+        "conf_threshold": torch.tensor(0.05),
+        "top_k": torch.tensor(10),
+        "class_mask": torch.ones(1, dtype=torch.bool),
+    }
+
+
+class _PaddedStage(torch.nn.Module):
+    """The FastNMS stage of the exported DeploymentGraph (padded_detect with ONNX TopK)."""
+
+    def forward(self, loc, conf, coefficients, priors, conf_threshold, top_k, class_mask, iou_threshold):  # type: ignore[no-untyped-def]
+        from yolactpp.detect.padded import padded_detect
+
+        det = padded_detect(
+            loc, conf, coefficients, priors, conf_threshold=conf_threshold, iou_threshold=iou_threshold,
+            top_k=top_k, class_mask=class_mask, max_top_k=10, max_detections=10, use_topk=True,
+        )  # fmt: skip
+        return det.count, det.coefficients
+
+
+@pytest.mark.parametrize("use_topk", [False, True], ids=["sort", "topk"])
+def test_padded_detect_keeps_iou_equal_to_threshold(use_topk: bool) -> None:
+    from yolactpp.detect.padded import padded_detect
+
+    for threshold, expected in EXPECTED.items():
+        limits = {"max_top_k": 10, "max_detections": 10, "use_topk": use_topk}
+        det = padded_detect(**_padded_inputs(), iou_threshold=torch.tensor(threshold), **limits)
+        assert det.coefficients[0, : int(det.count[0]), 0].tolist() == expected, threshold
+
+
+def test_exported_onnx_graph_keeps_iou_equal_to_threshold() -> None:
+    """The same case through the project's ONNX export path and onnxruntime."""
+    pytest.importorskip("onnxscript")
+    ort = pytest.importorskip("onnxruntime")
+    from yolactpp.export.onnx_export import DEFAULT_OPSET, to_onnx
+
+    inputs = {**_padded_inputs(), "iou_threshold": torch.tensor(0.5)}
+    program = torch.export.export(_PaddedStage(), tuple(inputs.values()), strict=False)
+    onnx_program = to_onnx(program, None, DEFAULT_OPSET, list(inputs), ["count", "kept"])  # type: ignore[arg-type]
+    session = ort.InferenceSession(onnx_program.model_proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    feeds = {name: t.numpy() for name, t in inputs.items()}
+    for threshold, expected in EXPECTED.items():
+        count, coefficients = session.run(None, {**feeds, "iou_threshold": np.array(threshold, dtype=np.float32)})
+        assert coefficients[0, : int(count[0]), 0].tolist() == expected, threshold

@@ -8,8 +8,8 @@ import torch
 from PIL import Image
 
 from tests.oracle.compare import image_path
-from yolactpp import InvalidImageError, YolactPP
-from yolactpp.preprocess import to_rgb_array
+from yolactpp import ImageTooLargeError, InvalidImageError, YolactPP
+from yolactpp.preprocess import decode_image, to_rgb_array
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +72,10 @@ def test_sixteen_bit_keeps_the_high_byte(rgb: np.ndarray) -> None:
         (torch.full((3, 8, 8), float("nan")), "NaN"),
         (torch.zeros(3, 8, 8), "expected torch.uint8"),
         (torch.zeros(3, 8, 8, dtype=torch.int16), "torch.int16"),
-        (Image.new("F", (8, 8)), "floating-point"),
+        (Image.fromarray(np.full((8, 8), 300.0, np.float32), "F"), "values 300..300; expected 0..1 or 0..255"),
+        (Image.fromarray(np.full((8, 8), np.inf, np.float32), "F"), "NaN or infinite"),
+        (Image.fromarray(np.full((8, 8), 70000, np.int32), "I"), "values 70000..70000, outside the 16-bit range"),
+        ("https://example.com/cat.jpg", "is a URL; yolactpp does not download images"),
         (12345, "unsupported image type int"),
         ("/nonexistent/image.png", "image file not found"),
     ],
@@ -81,6 +84,56 @@ def test_bad_images_raise_clear_errors(bad: object, message: str) -> None:
     with pytest.raises(InvalidImageError, match=None) as info:
         to_rgb_array(bad)
     assert message in str(info.value)
+
+
+def test_wide_integer_and_float_images_are_read_by_their_value_range(rgb: np.ndarray) -> None:
+    """8-bit values stored in I / I;16 / F images or uint16 arrays are kept, never turned black."""
+    gray = rgb[:, :, 1].copy()
+    expected = np.repeat(gray[:, :, None], 3, axis=2)
+    assert gray.max() > 16  # a black result would differ
+    wide_8bit = (
+        Image.fromarray(gray).convert("I"),
+        Image.fromarray(gray.astype(np.uint16)),  # mode I;16
+        Image.fromarray(gray).convert("F"),  # 0..255
+        Image.fromarray(gray.astype(np.float32) / 255, "F"),  # 0..1
+    )
+    for image in wide_8bit:
+        assert np.array_equal(to_rgb_array(image), expected), image.mode
+    assert np.array_equal(to_rgb_array(gray.astype(np.uint16)), expected)
+    # 16-bit values keep their top byte (OpenCV's imread), whatever the container
+    assert np.array_equal(to_rgb_array(Image.fromarray(gray.astype(np.int32) * 257, "I")), expected)
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose header claims ``width`` x ``height`` (a decompression bomb, without the memory)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+def test_decompression_bomb_raises_a_named_error_with_the_pixel_count(tmp_path) -> None:
+    path = tmp_path / "bomb.png"
+    path.write_bytes(_png_header_only(30000, 30000))
+    for source in (path, str(path)):
+        with pytest.raises(ImageTooLargeError) as info:
+            to_rgb_array(source)
+        error = info.value
+        assert isinstance(error, InvalidImageError) and not isinstance(error, Image.DecompressionBombError)
+        assert error.pixels == 900_000_000 and error.limit == 2 * Image.MAX_IMAGE_PIXELS
+        assert "900,000,000 pixels" in str(error) and "PIL.Image.MAX_IMAGE_PIXELS = 900000000" in str(error)
+        assert "--max-image-pixels" in str(error) and str(path) in str(error)
+    with pytest.raises(ImageTooLargeError, match=r"upload\.png is too large"):
+        decode_image(path.read_bytes(), "upload.png")
+
+
+def test_directory_is_not_called_missing(tmp_path) -> None:
+    with pytest.raises(InvalidImageError, match="is a directory, not an image file"):
+        to_rgb_array(tmp_path)
 
 
 def test_non_image_file_is_reported(tmp_path) -> None:

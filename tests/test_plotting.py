@@ -60,4 +60,5 @@ def test_plot_needs_a_matching_image(landscape_det, square_path) -> None:
     with pytest.raises(ValueError, match="no image"):
         bare.plot()
     other = np.zeros((720, 1280, 3), dtype=np.uint8)
-    assert np.asarray(bare.plot(other, boxes=False, labels=False)).any()
+    painted = np.asarray(bare.plot(other, boxes=False, labels=False)).any(axis=2)
+    assert np.array_equal(painted, bare.masks.numpy().any(axis=0))  # the given image, painted where the masks are

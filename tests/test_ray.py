@@ -217,6 +217,13 @@ def test_predictor_reads_paths_arrays_and_ids_and_reports_bad_rows(v1_checkpoint
     with pytest.raises(ValueError, match="expected 'bytes'"):
         predictor({"pixels": np.zeros(1)})
 
+    def bug(*args: Any) -> None:  # error rows are for bad inputs (by exception type), never for bugs
+        raise RuntimeError("a library bug")
+
+    predictor._to_array = bug  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError, match="a library bug"):
+        predictor({"path": [str(square_path)]})
+
 
 # -- the command line ----------------------------------------------------------------------------
 def test_cli_engine_ray_writes_one_parquet_row_per_image(

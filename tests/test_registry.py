@@ -90,3 +90,26 @@ def test_import_is_lazy() -> None:
     code = "import sys, yolactpp; print('torch' in sys.modules, 'yolactpp.model' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["False", "False"]
+
+
+def test_a_failed_builtin_import_is_retried(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A first lookup whose built-in import fails must not leave the registry empty for good."""
+    from yolactpp import registry
+
+    known = dict(registry._MODELS)
+    attempts: list[int] = []
+
+    def flaky_builtins() -> None:  # the first import fails (e.g. interrupted), the next succeeds
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise ImportError("simulated failure importing yolactpp.zoo")
+        registry._MODELS.update(known)
+
+    monkeypatch.setattr(registry, "_MODELS", {})
+    monkeypatch.setattr(registry, "_loaded_groups", set())
+    monkeypatch.setattr(registry, "_load_builtins", flaky_builtins)
+    with pytest.raises(ImportError, match="simulated failure"):
+        registry.list_models()
+    assert registry.list_models() == sorted(known)
+    assert registry.get_model_config("yolact_base").name == "yolact_base"
+    assert len(attempts) == 2

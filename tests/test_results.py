@@ -59,6 +59,13 @@ def test_to_coco_is_accepted_by_pycocotools(landscape_det) -> None:
     records = landscape_det.to_coco(7)
     dt = gt.loadRes(records)
     assert len(dt.getAnnIds()) == len(records)
+    xywh = integer_xywh(landscape_det.boxes.numpy())
+    anns = dt.loadAnns(dt.getAnnIds())
+    kept = np.flatnonzero(xywh[:, 2] * xywh[:, 3] > 0)
+    assert [a["bbox"] for a in anns] == xywh[kept].tolist()
+    assert [a["category_id"] for a in anns] == [COCO_CATEGORY_IDS[i] for i in landscape_det.labels[kept].tolist()]
+    for ann, i in list(zip(anns, kept))[:3]:  # pycocotools' own decoding of the written RLE
+        assert np.array_equal(dt.annToMask(ann).astype(bool), landscape_det.masks[i].numpy())
 
 
 def test_yolact_plus_box_and_mask_scores(checkpoint, landscape_path: Path) -> None:

@@ -55,3 +55,20 @@ def test_the_probe_really_runs_code_when_unpickled_unsafely(tmp_path: Path) -> N
     with open(path, "rb") as f:
         pickle.load(f)  # the unsafe load the library never does
     assert marker.exists()
+
+
+@pytest.mark.parametrize("data", [bytes(range(256)) * 16, b"\x80\x02" + bytes(200), b"plain text, not a checkpoint"])
+def test_random_bytes_are_called_not_a_checkpoint(tmp_path: Path, data: bytes) -> None:
+    """Garbage is a bad file, not an attack: the message must not claim it could run code."""
+    path = tmp_path / "yolact_resnet50_54_800000.pth"
+    path.write_bytes(data)
+    with pytest.raises(CheckpointError) as info:
+        YolactPP.from_pretrained(path)
+    message = str(info.value)
+    assert "is not a readable PyTorch checkpoint" in message and str(path) in message
+    assert "could run code" not in message and "weights_only" not in message
+
+
+def test_a_url_is_not_taken_for_a_path() -> None:
+    with pytest.raises(yolactpp.YolactppError, match="is a URL; from_pretrained does not download URLs"):
+        YolactPP.from_pretrained("https://example.com/yolact_base_54_800000.pth")

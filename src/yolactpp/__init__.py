@@ -32,7 +32,10 @@ _EXPORTS = {
     "CheckpointError": "yolactpp.checkpoint",
     "YolactppError": "yolactpp.errors",
     "YolactppWarning": "yolactpp.errors",
+    "PredictionFailure": "yolactpp.errors",
     "InvalidImageError": "yolactpp.preprocess",
+    "ImageTooLargeError": "yolactpp.preprocess",
+    "ModelBusyError": "yolactpp.concurrency",
     "COCO_CLASSES": "yolactpp.classes",
     "convert": "yolactpp.serialization",
 }
@@ -42,11 +45,12 @@ __all__ = sorted(_EXPORTS) + ["__version__"]
 if TYPE_CHECKING:
     from yolactpp.checkpoint import CheckpointError
     from yolactpp.classes import COCO_CLASSES
+    from yolactpp.concurrency import ModelBusyError
     from yolactpp.config import AnchorConfig, BackboneConfig, DetectConfig, ModelConfig, PreprocessConfig
-    from yolactpp.errors import YolactppError, YolactppWarning
+    from yolactpp.errors import PredictionFailure, YolactppError, YolactppWarning
     from yolactpp.model import YolactPP
     from yolactpp.predict_options import PredictOptions
-    from yolactpp.preprocess import InvalidImageError
+    from yolactpp.preprocess import ImageTooLargeError, InvalidImageError
     from yolactpp.registry import (
         UnknownModelError,
         get_model_config,

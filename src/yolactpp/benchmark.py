@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
+from yolactpp.errors import InvalidArgumentError
+
 if TYPE_CHECKING:
     from yolactpp.model import YolactPP
 
@@ -101,7 +103,7 @@ def benchmark_predict(
     from yolactpp.preprocess import to_rgb_array
 
     if batch_size < 1 or reps < 1 or warmup < 0:
-        raise ValueError(f"need batch_size >= 1, reps >= 1, warmup >= 0; got {batch_size}, {reps}, {warmup}")
+        raise InvalidArgumentError(f"need batch_size >= 1, reps >= 1, warmup >= 0; got {batch_size}, {reps}, {warmup}")
     array = to_rgb_array(image) if image is not None else synthetic_image(*image_size)
     batch = [array] * batch_size
     device = model.device

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from yolactpp.errors import YolactppError
+from yolactpp.errors import MissingFileError, YolactppError
 
 __all__ = [
     "CheckpointError",
@@ -46,9 +46,10 @@ def config_name_from_filename(path: str | os.PathLike[str]) -> str | None:
 
 
 def _unsafe_detail(message: str) -> str:
-    # torch names the offending global ("Trying to load unsupported GLOBAL posix.system ...").
+    """torch's line naming the global a pickle wanted (``Unsupported global: GLOBAL posix.system``),
+    which is what code-running pickles need; ``""`` when there is none (garbage, not a pickle)."""
     for line in message.splitlines():
-        if "GLOBAL" in line or "Unsupported" in line:
+        if "GLOBAL" in line:
             return f"Refused: {line.strip()}"
     return ""
 
@@ -57,16 +58,19 @@ def read_original_checkpoint(path: str | os.PathLike[str]) -> dict[str, torch.Te
     """Load a ``.pth`` state dict safely (tensors only) onto the CPU."""
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"checkpoint file not found: {p}")
+        raise MissingFileError(f"checkpoint file not found: {p}")
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:  # any parse failure of an untrusted file means "not loadable"
         first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if isinstance(exc, pickle.UnpicklingError) and "Weights only load failed" in str(exc):
+        refused = _unsafe_detail(str(exc))
+        if isinstance(exc, pickle.UnpicklingError) and "Weights only load failed" in str(exc) and refused:
             raise CheckpointError(
                 f"refusing to load {p}: it contains Python objects other than tensors, which could run "
-                f"code when unpickled (only weights_only loading is allowed). {_unsafe_detail(str(exc))}"
+                f"code when unpickled (only weights_only loading is allowed). {refused}"
             ) from None
+        if isinstance(exc, pickle.UnpicklingError) and "Weights only load failed" in str(exc):
+            first_line = "invalid pickle data"  # torch's text would suggest weights_only=False: never
         raise CheckpointError(
             f"{p} is not a readable PyTorch checkpoint (truncated or corrupted download, or not a "
             f".pth file): {first_line}"

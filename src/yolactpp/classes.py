@@ -6,6 +6,8 @@ import difflib
 import operator
 from typing import Iterable, Sequence
 
+from yolactpp.errors import InvalidArgumentError, InvalidArgumentTypeError
+
 __all__ = ["COCO_CATEGORY_IDS", "COCO_CLASSES", "resolve_class_ids"]
 
 #: The 80 COCO 2017 thing classes; a model's label ``i`` is ``COCO_CLASSES[i]``.
@@ -51,11 +53,13 @@ def resolve_class_ids(classes: str | int | Iterable[str | int], names: Sequence[
                 unknown.append(repr(item))
             continue
         if isinstance(item, bool):
-            raise TypeError(f"class must be a name or an integer id, got {item!r}")
+            raise InvalidArgumentTypeError(f"class must be a name or an integer id, got {item!r}")
         try:
             value = operator.index(item)
         except TypeError:
-            raise TypeError(f"class must be a name or an integer id, got {type(item).__name__}") from None
+            raise InvalidArgumentTypeError(
+                f"class must be a name or an integer id, got {type(item).__name__}"
+            ) from None
         if 0 <= value < len(names):
             ids.add(value)
         else:
@@ -68,7 +72,7 @@ def resolve_class_ids(classes: str | int | Iterable[str | int], names: Sequence[
                 if close:
                     hints.append(f"{item} -> did you mean {close[0]!r}?")
         hint = f" ({'; '.join(hints)})" if hints else ""
-        raise ValueError(
+        raise InvalidArgumentError(
             f"unknown class(es) {', '.join(unknown)}{hint}. Valid classes are ids 0..{len(names) - 1} "
             f"or names: {', '.join(names)}"
         )

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal, Sequence, Union
 import numpy as np
 
 from yolactpp.classes import COCO_CATEGORY_IDS, COCO_CLASSES
+from yolactpp.errors import InvalidArgumentError
 
 if TYPE_CHECKING:
     from yolactpp.results import Detections
@@ -49,7 +50,7 @@ def encode_masks_rle(masks: np.ndarray) -> list[dict[str, Any]]:
 
     masks = np.asarray(masks)
     if masks.ndim != 3:
-        raise ValueError(f"masks must be [N, H, W], got shape {masks.shape}")
+        raise InvalidArgumentError(f"masks must be [N, H, W], got shape {masks.shape}")
     if masks.shape[0] == 0:
         return []
     stacked = np.asfortranarray(masks.transpose(1, 2, 0).astype(np.uint8))
@@ -61,7 +62,7 @@ def encode_mask_rle(mask: np.ndarray) -> dict[str, Any]:
     """One binary mask ``[H, W]`` -> a COCO RLE dict ``{"size": [H, W], "counts": str}``."""
     mask = np.asarray(mask)
     if mask.ndim != 2:
-        raise ValueError(f"mask must be [H, W], got shape {mask.shape}")
+        raise InvalidArgumentError(f"mask must be [H, W], got shape {mask.shape}")
     return encode_masks_rle(mask[None])[0]
 
 
@@ -94,11 +95,11 @@ def resolve_category_ids(names: Sequence[str], category_ids: CategoryIds | None 
     if isinstance(category_ids, Mapping):
         stray = sorted(set(category_ids) - set(names))
         if stray:
-            raise ValueError(f"category_ids names {stray} are not classes of this model")
+            raise InvalidArgumentError(f"category_ids names {stray} are not classes of this model")
         return tuple(None if n not in category_ids else int(category_ids[n]) for n in names)
     ids = tuple(int(i) for i in category_ids)
     if len(ids) != len(names):
-        raise ValueError(f"category_ids has {len(ids)} entries for {len(names)} classes")
+        raise InvalidArgumentError(f"category_ids has {len(ids)} entries for {len(names)} classes")
     return ids
 
 
@@ -130,7 +131,7 @@ def to_coco_results(
     mask too small to outline keeps its RLE.
     """
     if kind not in ("both", "bbox", "segm"):
-        raise ValueError(f"kind must be 'both', 'bbox' or 'segm', got {kind!r}")
+        raise InvalidArgumentError(f"kind must be 'both', 'bbox' or 'segm', got {kind!r}")
     cat_of_label = resolve_category_ids(detections.names, category_ids)
     if len(detections) == 0:
         return []

@@ -12,14 +12,20 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from yolactpp.classes import COCO_CLASSES
+from yolactpp.errors import YolactppError
 
 __all__ = [
     "AnchorConfig",
     "BackboneConfig",
+    "ConfigError",
     "DetectConfig",
     "ModelConfig",
     "PreprocessConfig",
 ]
+
+class ConfigError(YolactppError, ValueError):
+    """A model configuration that cannot describe a working network (bad field, value or combination)."""
+
 
 #: Version of the ``config.json`` schema written by :meth:`ModelConfig.to_dict`.
 CONFIG_FORMAT_VERSION = 1
@@ -66,7 +72,7 @@ class AnchorConfig:
     def per_location(self) -> int:
         counts = {len(level) for level in self.scales}
         if len(counts) != 1:
-            raise ValueError("every FPN level must have the same number of anchor scales")
+            raise ConfigError("every FPN level must have the same number of anchor scales")
         return counts.pop() * len(self.aspect_ratios)
 
 
@@ -117,7 +123,7 @@ class ModelConfig:
         data = dict(data)
         version = data.pop("format_version", CONFIG_FORMAT_VERSION)
         if version != CONFIG_FORMAT_VERSION:
-            raise ValueError(f"unsupported config format_version {version!r} (expected {CONFIG_FORMAT_VERSION})")
+            raise ConfigError(f"unsupported config format_version {version!r} (expected {CONFIG_FORMAT_VERSION})")
         return _from_mapping(cls, data, "config")
 
 
@@ -131,7 +137,7 @@ def _from_mapping(cls: type, data: Mapping[str, Any], where: str) -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise ValueError(f"{where}: unknown field(s) {unknown} for {cls.__name__}")
+        raise ConfigError(f"{where}: unknown field(s) {unknown} for {cls.__name__}")
     kwargs: dict[str, Any] = {}
     nested = {
         "backbone": BackboneConfig,
@@ -142,11 +148,11 @@ def _from_mapping(cls: type, data: Mapping[str, Any], where: str) -> Any:
     for name, value in data.items():
         if name in nested and cls is ModelConfig:
             if not isinstance(value, Mapping):
-                raise ValueError(f"{where}.{name} must be an object, got {type(value).__name__}")
+                raise ConfigError(f"{where}.{name} must be an object, got {type(value).__name__}")
             kwargs[name] = _from_mapping(nested[name], value, f"{where}.{name}")
         else:
             kwargs[name] = _freeze(value)
     try:
         return cls(**kwargs)
     except TypeError as exc:
-        raise ValueError(f"{where}: {exc}") from None
+        raise ConfigError(f"{where}: {exc}") from None

@@ -4,11 +4,28 @@ Each concrete error also keeps a builtin base (``ValueError``, ``OSError``, ...)
 ``except ValueError`` code keeps working; ``except YolactppError`` catches every deliberate
 failure of the library and nothing else, which is how the CLI tells a user mistake (one line,
 exit 2) from a library bug (traceback, exit 1).
+
+The generic errors here serve modules without a more specific one of their own (images have
+:class:`~yolactpp.preprocess.InvalidImageError`, weights :class:`~yolactpp.checkpoint.CheckpointError`, ...).
 """
 
 from __future__ import annotations
 
-__all__ = ["YolactppError", "YolactppWarning"]
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = [
+    "InvalidArgumentError",
+    "InvalidArgumentTypeError",
+    "InvalidIndexError",
+    "MissingDependencyError",
+    "MissingFileError",
+    "OnError",
+    "PredictionFailure",
+    "YolactppError",
+    "YolactppWarning",
+    "is_item_error",
+]
 
 
 class YolactppError(Exception):
@@ -17,3 +34,60 @@ class YolactppError(Exception):
 
 class YolactppWarning(UserWarning):
     """Base of every warning yolactpp issues deliberately."""
+
+
+class InvalidArgumentError(YolactppError, ValueError):
+    """An argument value a function does not accept (out of range, wrong shape, unknown choice)."""
+
+
+class InvalidArgumentTypeError(YolactppError, TypeError):
+    """An argument of a type a function does not accept."""
+
+
+class InvalidIndexError(YolactppError, IndexError):
+    """An index outside a sequence (e.g. a detection number past the end)."""
+
+
+class MissingFileError(YolactppError, FileNotFoundError):
+    """A file or folder the caller named does not exist."""
+
+
+class MissingDependencyError(YolactppError, ImportError):
+    """An optional dependency (an extra such as ``video`` or ``ray``) is not installed; the message
+    says what to install."""
+
+
+def is_item_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is the failure of one input item (a deliberate :class:`YolactppError`, or the
+    operating system failing to read a file), as opposed to a library bug or an interrupt.
+
+    Batch runners (``iter_predict(on_error=...)``, ``yolactpp predict``, the Ray ``Predictor``)
+    go on past these and stop on anything else.
+    """
+    return isinstance(exc, (YolactppError, OSError))
+
+
+#: What :meth:`~yolactpp.YolactPP.iter_predict` does with an item that cannot be predicted.
+OnError = Literal["raise", "skip", "yield"]
+
+
+@dataclass(frozen=True)
+class PredictionFailure:
+    """What ``iter_predict(..., on_error="yield")`` yields in place of an item that failed.
+
+    ``index`` is the item's 0-based position in the input stream, ``source`` its path when it was
+    given as one (else ``None``), ``error`` the exception (an :class:`InvalidImageError` for an
+    unreadable or corrupt image, an ``OSError`` for a file the system could not read).
+    Tell the two apart with ``isinstance(result, PredictionFailure)``.
+    """
+
+    index: int
+    source: str | None
+    error: BaseException
+
+    @property
+    def message(self) -> str:
+        """The error in one line, naming the item."""
+        text = " ".join(str(self.error).split()) or type(self.error).__name__
+        label = self.source if self.source is not None else f"item {self.index}"
+        return text if label in text else f"{label}: {text}"

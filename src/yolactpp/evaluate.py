@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
+from yolactpp.errors import InvalidArgumentError, MissingFileError
+
 if TYPE_CHECKING:
     from yolactpp.model import YolactPP
 
@@ -52,14 +54,14 @@ def _load_annotations(annotations: str | os.PathLike[str] | dict[str, Any]) -> A
     else:
         path = Path(annotations)
         if not path.is_file():
-            raise FileNotFoundError(f"annotation file not found: {path}")
+            raise MissingFileError(f"annotation file not found: {path}")
         try:
             data = json.loads(path.read_text())
         except json.JSONDecodeError as exc:
-            raise ValueError(f"{path} is not valid JSON: {exc}") from None
+            raise InvalidArgumentError(f"{path} is not valid JSON: {exc}") from None
     missing = [k for k in ("images", "annotations", "categories") if k not in data]
     if missing:
-        raise ValueError(f"annotations lack the COCO key(s) {missing}")
+        raise InvalidArgumentError(f"annotations lack the COCO key(s) {missing}")
     coco = COCO()
     coco.dataset = data
     with contextlib.redirect_stdout(io.StringIO()):
@@ -101,23 +103,23 @@ def evaluate_coco(
     original's COCO evaluation does).
     """
     if limit is not None and limit < 1:
-        raise ValueError(f"limit must be >= 1, got {limit}")
+        raise InvalidArgumentError(f"limit must be >= 1, got {limit}")
     gt = _load_annotations(annotations)
     folder = Path(images)
     if not folder.is_dir():
-        raise FileNotFoundError(f"image folder not found: {folder}")
+        raise MissingFileError(f"image folder not found: {folder}")
     image_ids = sorted(gt.getImgIds())[:limit]
     if not image_ids:
-        raise ValueError("the annotations list no images")
+        raise InvalidArgumentError("the annotations list no images")
     paths = [folder / gt.imgs[i]["file_name"] for i in image_ids]
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
-        raise FileNotFoundError(f"{len(missing)} annotated image(s) not found, e.g. {missing[0]}")
+        raise MissingFileError(f"{len(missing)} annotated image(s) not found, e.g. {missing[0]}")
 
     category_by_name = {c["name"]: c["id"] for c in gt.loadCats(gt.getCatIds())}
     category_ids = {name: category_by_name[name] for name in model.class_names if name in category_by_name}
     if not category_ids:
-        raise ValueError("no annotation category name matches a class of the model")
+        raise InvalidArgumentError("no annotation category name matches a class of the model")
 
     stream: Iterator[Any] = model.iter_predict((str(p) for p in paths), batch_size=batch_size, **predict_kwargs)
     if progress is not None:

@@ -22,6 +22,7 @@ from typing import Iterator
 
 import numpy as np
 
+from yolactpp.errors import InvalidArgumentError
 from yolactpp.video import VideoError, _av, upright_array
 
 __all__ = ["LiveFrame", "LiveStream", "is_live_source"]
@@ -86,9 +87,9 @@ class LiveStream:
         timeout: float = 10.0,
     ) -> None:
         if max_frames is not None and max_frames < 1:
-            raise ValueError(f"max_frames must be >= 1, got {max_frames}")
+            raise InvalidArgumentError(f"max_frames must be >= 1, got {max_frames}")
         if duration is not None and not duration > 0:
-            raise ValueError(f"duration must be > 0 seconds, got {duration}")
+            raise InvalidArgumentError(f"duration must be > 0 seconds, got {duration}")
         av = _av()
         self.source = source
         self.max_frames = max_frames

@@ -17,13 +17,26 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+from yolactpp.errors import YolactppError
 from yolactpp.registry import UnknownModelError, list_models
 
-__all__ = ["ManifestEntry", "Metrics", "ReleaseChecksum", "get_entry", "load_manifest", "parse_manifest"]
+__all__ = [
+    "ManifestEntry",
+    "ManifestError",
+    "Metrics",
+    "ReleaseChecksum",
+    "get_entry",
+    "load_manifest",
+    "parse_manifest",
+]
 
 MANIFEST_FORMAT_VERSION = 1
 _MANIFEST_RESOURCE = "weights_manifest.json"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+class ManifestError(YolactppError, ValueError):
+    """A weights manifest with a missing, unknown or malformed field."""
 
 
 @dataclass(frozen=True)
@@ -77,11 +90,11 @@ class ManifestEntry:
 
 def _check_fields(where: str, data: Any, required: set[str], optional: frozenset[str] = frozenset()) -> dict[str, Any]:
     if not isinstance(data, Mapping):
-        raise ValueError(f"{where} must be an object, got {type(data).__name__}")
+        raise ManifestError(f"{where} must be an object, got {type(data).__name__}")
     missing = sorted(required - set(data))
     unknown = sorted(set(data) - required - optional)
     if missing or unknown:
-        raise ValueError(f"{where}: missing field(s) {missing}, unknown field(s) {unknown}")
+        raise ManifestError(f"{where}: missing field(s) {missing}, unknown field(s) {unknown}")
     return dict(data)
 
 
@@ -89,7 +102,7 @@ def _typed(where: str, value: Any, kind: type | tuple[type, ...], nullable: bool
     if value is None and nullable:
         return None
     if isinstance(value, bool) or not isinstance(value, kind):
-        raise ValueError(
+        raise ManifestError(
             f"{where} must be {getattr(kind, '__name__', kind)}{' or null' if nullable else ''}, got {value!r}"
         )
     return value
@@ -98,14 +111,14 @@ def _typed(where: str, value: Any, kind: type | tuple[type, ...], nullable: bool
 def _sha256_field(where: str, value: Any) -> str | None:
     value = _typed(where, value, str, nullable=True)
     if value is not None and not _SHA256.match(value):
-        raise ValueError(f"{where} must be 64 lowercase hex digits, got {value!r}")
+        raise ManifestError(f"{where} must be 64 lowercase hex digits, got {value!r}")
     return value
 
 
 def _size_field(where: str, value: Any) -> int | None:
     value = _typed(where, value, int, nullable=True)
     if value is not None and value <= 0:
-        raise ValueError(f"{where} must be positive, got {value}")
+        raise ManifestError(f"{where} must be positive, got {value}")
     return value
 
 
@@ -145,7 +158,7 @@ def _parse_entry(name: str, data: Any) -> ManifestEntry:
     )
     repo_id = _typed(f"{where}.repo_id", d["repo_id"], str)
     if repo_id.count("/") != 1:
-        raise ValueError(f"{where}.repo_id must look like 'owner/name', got {repo_id!r}")
+        raise ManifestError(f"{where}.repo_id must look like 'owner/name', got {repo_id!r}")
     return ManifestEntry(
         name=name,
         config=_typed(f"{where}.config", d["config"], str),
@@ -164,16 +177,16 @@ def _parse_entry(name: str, data: Any) -> ManifestEntry:
 
 
 def parse_manifest(data: Mapping[str, Any]) -> dict[str, ManifestEntry]:
-    """Validate a decoded ``weights_manifest.json``; unknown or missing fields raise ``ValueError``."""
+    """Validate a decoded ``weights_manifest.json``; unknown or missing fields raise :class:`ManifestError`."""
     top = _check_fields("weights manifest", data, {"format_version", "models"}, frozenset({"about"}))
     if top["format_version"] != MANIFEST_FORMAT_VERSION:
-        raise ValueError(
+        raise ManifestError(
             f"weights manifest: unsupported format_version {top['format_version']!r} "
             f"(expected {MANIFEST_FORMAT_VERSION})"
         )
     models = top["models"]
     if not isinstance(models, Mapping):
-        raise ValueError("weights manifest: 'models' must be an object")
+        raise ManifestError("weights manifest: 'models' must be an object")
     return {name: _parse_entry(name, entry) for name, entry in models.items()}
 
 

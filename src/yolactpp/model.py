@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import itertools
 import os
+import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence, overload
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Literal, Sequence, overload
 
 import torch
 from torch import nn
@@ -17,8 +18,17 @@ from yolactpp.checkpoint import (
     original_to_canonical,
     read_original_checkpoint,
 )
+from yolactpp.concurrency import UseGuard
 from yolactpp.config import DetectConfig, ModelConfig
 from yolactpp.detect import detect
+from yolactpp.errors import (
+    InvalidArgumentError,
+    InvalidArgumentTypeError,
+    OnError,
+    PredictionFailure,
+    YolactppWarning,
+    is_item_error,
+)
 from yolactpp.network import NetworkOutput, YolactNetwork, detection_dtype
 from yolactpp.postprocess import assemble_masks, boxes_to_pixels, mask_iou_scores
 from yolactpp.predict_options import PredictOptions, ResolvedOptions
@@ -32,6 +42,11 @@ if TYPE_CHECKING:
 __all__ = ["YolactPP"]
 
 _SUPPORTED_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
+_ON_ERROR = ("raise", "skip", "yield")
+
+
+def _path_of(image: ImageInput) -> str | None:
+    return str(image) if isinstance(image, (str, os.PathLike)) else None
 
 
 def _resolve_config(config: ModelConfig | str | None, fallback_name: str | None, source: str) -> ModelConfig:
@@ -40,7 +55,7 @@ def _resolve_config(config: ModelConfig | str | None, fallback_name: str | None,
     if isinstance(config, str):
         return get_model_config(config)
     if config is not None:
-        raise TypeError(f"config must be a ModelConfig or a model name, got {type(config).__name__}")
+        raise InvalidArgumentTypeError(f"config must be a ModelConfig or a model name, got {type(config).__name__}")
     if fallback_name is None:
         raise CheckpointError(
             f"cannot infer the model config from the file name of {source} (expected "
@@ -54,11 +69,17 @@ class YolactPP(nn.Module):
 
     Build one with :meth:`from_pretrained`; call :meth:`predict` on images. The model follows
     ``.to(device)`` and ``.to(dtype)``: after ``model.to(torch.float64)`` every step, from
-    preprocessing to mask re-scoring, runs in float64.
+    preprocessing to mask re-scoring, runs in float64. As with any torch module, ``.to(...)``
+    converts the model in place and returns the same object.
+
+    Threads: one model may serve :meth:`predict` / :meth:`iter_predict` from many threads at once
+    (results equal serial ones), but must not be converted while it does; a conversion that would
+    overlap a prediction, or the reverse, raises :class:`~yolactpp.concurrency.ModelBusyError`.
     """
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
+        self._guard = UseGuard()
         self.config = config
         self.network = YolactNetwork(config)
         # channels_last is the fast layout for oneDNN/cuDNN convolutions and the native DCN;
@@ -136,6 +157,11 @@ class YolactPP(nn.Module):
             return torch.channels_last
         return torch.contiguous_format
 
+    def _apply(self, fn: Any, recurse: bool = True) -> YolactPP:
+        # Every in-place conversion (.to, .cuda, .half, ...) goes through here: never during a prediction.
+        with self._guard.converting():
+            return super()._apply(fn, recurse)
+
     def forward(self, x: torch.Tensor) -> NetworkOutput:
         """Raw network outputs for a preprocessed batch ``[B, 3, S, S]``."""
         return self.network(x)
@@ -166,7 +192,9 @@ class YolactPP(nn.Module):
         returns. Unknown class names raise ``ValueError``.
         """
         if isinstance(images, Iterator):
-            raise TypeError("predict takes one image or a list of images; use iter_predict for iterators and streams")
+            raise InvalidArgumentTypeError(
+                "predict takes one image or a list of images; use iter_predict for iterators and streams"
+            )
         single = not isinstance(images, (list, tuple))
         batch = [images] if single else list(images)
         resolved = self._resolve_options(options, kwargs)
@@ -181,7 +209,12 @@ class YolactPP(nn.Module):
 
     def _predict_batch(self, batch: list[ImageInput], options: ResolvedOptions) -> list[Detections]:
         arrays = [to_rgb_array(image) for image in batch]
-        paths = [str(image) if isinstance(image, (str, os.PathLike)) else None for image in batch]
+        return self._predict_read(arrays, [_path_of(image) for image in batch], options)
+
+    def _predict_read(self, arrays: list[Any], paths: list[str | None], options: ResolvedOptions) -> list[Detections]:
+        """Predict images already read into RGB arrays; ``paths`` go into the results."""
+        if not arrays:
+            return []
         results = self._predict_arrays(arrays, options.settings, options.score_threshold, options.class_ids)
         for result, array, path in zip(results, arrays, paths):
             result.image = array
@@ -197,8 +230,8 @@ class YolactPP(nn.Module):
     ) -> list[Detections]:
         dtype = self.dtype
         if dtype not in _SUPPORTED_DTYPES:
-            raise TypeError(f"unsupported model dtype {dtype}")
-        with torch.inference_mode():
+            raise InvalidArgumentTypeError(f"unsupported model dtype {dtype}")
+        with self._guard.predicting(), torch.inference_mode():
             prepared = preprocess(arrays, self.config.preprocess, dtype=detection_dtype(dtype), device=self.device)
             x = prepared.tensor.to(dtype=dtype, memory_format=self._memory_format())
             out = self.network(x)
@@ -260,10 +293,34 @@ class YolactPP(nn.Module):
             return exporters.export_onnx(self, path, **kwargs)
         if format == "pt2":
             return exporters.export_pt2(self, path, **kwargs)
-        raise ValueError(f"format must be 'onnx' or 'pt2', got {format!r}")
+        raise InvalidArgumentError(f"format must be 'onnx' or 'pt2', got {format!r}")
 
     def extra_repr(self) -> str:
         return f"config={self.config.name!r}"
+
+    @overload
+    def iter_predict(
+        self,
+        images: Iterable[ImageInput],
+        batch_size: int = 1,
+        options: PredictOptions | None = None,
+        *,
+        track: "bool | Tracker" = False,
+        on_error: Literal["raise", "skip"] = "raise",
+        **kwargs: Any,
+    ) -> Iterator[Detections]: ...
+
+    @overload
+    def iter_predict(
+        self,
+        images: Iterable[ImageInput],
+        batch_size: int = 1,
+        options: PredictOptions | None = None,
+        *,
+        track: "bool | Tracker" = False,
+        on_error: Literal["yield"],
+        **kwargs: Any,
+    ) -> Iterator[Detections | PredictionFailure]: ...
 
     def iter_predict(
         self,
@@ -272,8 +329,9 @@ class YolactPP(nn.Module):
         options: PredictOptions | None = None,
         *,
         track: "bool | Tracker" = False,
+        on_error: OnError = "raise",
         **kwargs: Any,
-    ) -> Iterator[Detections]:
+    ) -> Iterator[Detections] | Iterator[Detections | PredictionFailure]:
         """Predict over any iterable of images (a list, a generator, video frames), lazily.
 
         Images are pulled from ``images`` ``batch_size`` at a time, run as one batch (sizes may
@@ -281,14 +339,25 @@ class YolactPP(nn.Module):
         stream works in constant memory. ``options`` and ``kwargs`` are :meth:`predict`'s; they
         and ``batch_size`` are checked here, before the first image is read.
 
+        ``on_error`` says what happens to an item that cannot be read (a corrupt, missing or
+        oversized image file, an array of the wrong shape: an error for which
+        :func:`yolactpp.errors.is_item_error` holds): ``"raise"`` (default) ends the stream with
+        that error; ``"skip"`` leaves the item out with a :class:`~yolactpp.YolactppWarning` naming
+        it; ``"yield"`` yields a :class:`~yolactpp.PredictionFailure` (its position, path and
+        error) in its place, so results stay aligned with the inputs. The other items of its batch
+        are predicted either way. Other exceptions (library bugs, out of memory, an error raised by
+        the ``images`` iterator itself) always propagate.
+
         ``track=True`` treats the images as consecutive frames of one video and gives every
         detection a ``track_id`` (ByteTrack, the ``track`` extra); pass a
         :class:`yolactpp.tracking.Tracker` instead to choose its settings (e.g. the frame rate).
         """
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+            raise InvalidArgumentError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+        if on_error not in _ON_ERROR:
+            raise InvalidArgumentError(f"on_error must be one of {', '.join(map(repr, _ON_ERROR))}, got {on_error!r}")
         resolved = self._resolve_options(options, kwargs)
-        stream = self._iter_batches(iter(images), batch_size, resolved)
+        stream = self._iter_batches(iter(images), batch_size, resolved, on_error)
         if track is False:
             return stream
         from yolactpp.tracking import Tracker
@@ -296,12 +365,45 @@ class YolactPP(nn.Module):
         if track is True:
             track = Tracker()
         elif not isinstance(track, Tracker):
-            raise TypeError(f"track must be True, False or a yolactpp.tracking.Tracker, got {type(track).__name__}")
-        return map(track.update, stream)
+            raise InvalidArgumentTypeError(
+                f"track must be True, False or a yolactpp.tracking.Tracker, got {type(track).__name__}"
+            )
+        tracker = track
+        return (tracker.update(r) if isinstance(r, Detections) else r for r in stream)  # failures are not frames
 
-    def _iter_batches(self, images: Iterator[ImageInput], batch_size: int, options: ResolvedOptions) -> Iterator[Detections]:
+    def _iter_batches(
+        self, images: Iterator[ImageInput], batch_size: int, options: ResolvedOptions, on_error: OnError
+    ) -> Iterator[Detections | PredictionFailure]:
+        start = 0
         while True:
             chunk = list(itertools.islice(images, batch_size))
             if not chunk:
                 return
-            yield from self._predict_batch(chunk, options)
+            if on_error == "raise":
+                yield from self._predict_batch(chunk, options)
+            else:
+                yield from self._predict_tolerant(chunk, start, options, keep_failures=on_error == "yield")
+            start += len(chunk)
+
+    def _predict_tolerant(
+        self, chunk: list[ImageInput], start: int, options: ResolvedOptions, keep_failures: bool
+    ) -> Iterator[Detections | PredictionFailure]:
+        """One batch where an unreadable item becomes a :class:`PredictionFailure` (or a warning)."""
+        read: list[tuple[int, Any]] = []
+        failures: dict[int, PredictionFailure] = {}
+        for i, image in enumerate(chunk):
+            try:
+                read.append((i, to_rgb_array(image)))
+            except Exception as exc:
+                if not is_item_error(exc):
+                    raise
+                failures[i] = PredictionFailure(start + i, _path_of(image), exc)
+        results = self._predict_read([a for _, a in read], [_path_of(chunk[i]) for i, _ in read], options)
+        by_position: dict[int, Detections] = {i: r for (i, _), r in zip(read, results, strict=True)}
+        for i in range(len(chunk)):
+            if i in by_position:
+                yield by_position[i]
+            elif keep_failures:
+                yield failures[i]
+            else:
+                warnings.warn(f"skipped {failures[i].message}", YolactppWarning, stacklevel=3)

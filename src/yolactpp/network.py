@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from yolactpp.config import ModelConfig
+from yolactpp.config import ConfigError, ModelConfig
 from yolactpp.fpn import FPN
 from yolactpp.heads.maskiou import MaskIoUNet
 from yolactpp.heads.prediction import PredictionHead
@@ -55,7 +55,7 @@ class YolactNetwork(nn.Module):
         try:
             in_channels = tuple(self.backbone.channels[i] for i in config.backbone.selected_layers)
         except IndexError:
-            raise ValueError(
+            raise ConfigError(
                 f"selected_layers {config.backbone.selected_layers} out of range for backbone "
                 f"{config.backbone.name!r} with {len(self.backbone.channels)} stages"
             ) from None

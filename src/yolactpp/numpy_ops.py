@@ -8,7 +8,7 @@ operation order), so results agree with the torch path to float rounding.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -13,6 +13,8 @@ from typing import Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from yolactpp.errors import InvalidArgumentError
+
 __all__ = ["PALETTE", "blend_masks", "class_color", "draw_detections"]
 
 #: Twenty well-separated colours (RGB); class ``i`` uses ``PALETTE[i % 20]``.
@@ -46,7 +48,7 @@ def blend_masks(
     rounded to uint8. Pixels outside every mask are returned unchanged.
     """
     if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+        raise InvalidArgumentError(f"alpha must be in [0, 1], got {alpha}")
     out = image.astype(np.float32)
     for mask, color in zip(masks, colors):
         extent = _extent(mask)
@@ -106,7 +108,7 @@ def draw_detections(
     canvas = image
     if masks is not None and len(order):
         if masks.shape[1:] != (height, width):
-            raise ValueError(f"masks are {masks.shape[1:]} but the image is {(height, width)}")
+            raise InvalidArgumentError(f"masks are {masks.shape[1:]} but the image is {(height, width)}")
         canvas = blend_masks(image, masks[order], colors, alpha)
     pil = Image.fromarray(np.ascontiguousarray(canvas))
     if not (show_boxes or show_labels) or not len(order):

@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from yolactpp.errors import InvalidArgumentError, MissingDependencyError
+
 __all__ = ["mask_to_polygons", "polygon_area", "polygons_to_coco"]
 
 
@@ -29,7 +31,7 @@ def _import(name: str) -> Any:
     try:
         return importlib.import_module(name)
     except ImportError:
-        raise ImportError(
+        raise MissingDependencyError(
             f"polygons need {name}: pip install 'yolactpp[polygons]' (or pip install contourpy shapely)"
         ) from None
 
@@ -42,9 +44,9 @@ def mask_to_polygons(mask: np.ndarray, tolerance: float = 1.0) -> list[np.ndarra
     """
     mask = np.asarray(mask)
     if mask.ndim != 2:
-        raise ValueError(f"mask must be [H, W], got shape {mask.shape}")
+        raise InvalidArgumentError(f"mask must be [H, W], got shape {mask.shape}")
     if not tolerance >= 0:  # also refuses NaN
-        raise ValueError(f"tolerance must be >= 0 pixels, got {tolerance}")
+        raise InvalidArgumentError(f"tolerance must be >= 0 pixels, got {tolerance}")
     if not mask.any():
         return []
     contourpy = _import("contourpy")

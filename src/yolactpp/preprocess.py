@@ -8,8 +8,13 @@ and documented; anything else raises :class:`InvalidImageError` naming the probl
 - Alpha is dropped (RGBA, LA, palette with transparency): the colour channels are used as they
   are, not composited, exactly as OpenCV's ``imread`` (the original's reader) does.
 - CMYK, YCbCr, LAB, HSV and palette images are converted to RGB with Pillow.
-- 16-bit images (PIL "I;16*" / "I" within 0..65535, uint16 arrays) keep their top 8 bits, as
-  OpenCV's ``imread`` does.
+- Integer images wider than 8 bits (PIL "I;16*" / "I", uint16 arrays) are read by their value
+  range: values within 0..255 are 8-bit values stored wide and kept as they are; values up to
+  65535 are 16-bit and keep their top 8 bits, as OpenCV's ``imread`` does; others are refused.
+- Floating-point PIL images (mode "F") within 0..1 are scaled by 255, within 0..255 rounded;
+  others are refused (float arrays and tensors are refused: convert them to uint8 yourself).
+- Paths to folders and URLs are refused (yolactpp does not download images). Files with more
+  pixels than Pillow's decompression-bomb limit raise :class:`ImageTooLargeError`.
 - File paths are opened with Pillow and EXIF orientation applied (as modern OpenCV does).
 """
 
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,10 +34,21 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from yolactpp.config import PreprocessConfig
 from yolactpp.errors import YolactppError
 
-__all__ = ["ImageInput", "InvalidImageError", "MIN_IMAGE_SIDE", "decode_image", "load_image", "preprocess", "to_rgb_array"]
+__all__ = [
+    "ImageInput",
+    "ImageTooLargeError",
+    "InvalidImageError",
+    "MIN_IMAGE_SIDE",
+    "decode_image",
+    "load_image",
+    "preprocess",
+    "to_rgb_array",
+]
 
 #: Images smaller than this on either side carry no usable content and are rejected.
 MIN_IMAGE_SIDE = 2
+
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 if TYPE_CHECKING:
     import torch
@@ -44,9 +61,49 @@ class InvalidImageError(YolactppError, ValueError):
     """An input image that cannot be interpreted unambiguously."""
 
 
+class ImageTooLargeError(InvalidImageError):
+    """An image file with more pixels than Pillow's decompression-bomb limit allows.
+
+    ``pixels`` is the image's pixel count (``None`` if Pillow did not say), ``limit`` the largest
+    count that opens. Files over ``PIL.Image.MAX_IMAGE_PIXELS`` open with a Pillow warning; files
+    over twice that raise this error. For files you trust, raise the limit with
+    ``PIL.Image.MAX_IMAGE_PIXELS = <pixels>`` (or ``None``: no limit).
+    """
+
+    def __init__(self, message: str, pixels: int | None, limit: int) -> None:
+        super().__init__(message)
+        self.pixels = pixels
+        self.limit = limit
+
+    @classmethod
+    def from_pil(cls, source: str, exc: Exception) -> ImageTooLargeError:
+        """The error for Pillow's ``DecompressionBombError`` ``exc`` raised opening ``source``."""
+        match = re.search(r"\((\d+) pixels\)", str(exc))  # "Image size (N pixels) exceeds limit of ..."
+        pixels = int(match.group(1)) if match else None
+        limit = 2 * int(Image.MAX_IMAGE_PIXELS or 0)
+        size = f"{pixels:,} pixels" if pixels is not None else "more pixels than allowed"
+        needed = max(pixels or 0, limit + 1)
+        return cls(
+            f"{source} is too large to open safely: {size}, over the decompression-bomb limit of {limit:,} "
+            f"(2 x PIL.Image.MAX_IMAGE_PIXELS). If you trust the file, raise the limit: "
+            f"PIL.Image.MAX_IMAGE_PIXELS = {needed} in Python (None: no limit), "
+            f"or yolactpp predict --max-image-pixels {needed}",
+            pixels,
+            limit,
+        )
+
+
 def load_image(path: str | os.PathLike[str]) -> Image.Image:
     """Open an image file with EXIF orientation applied."""
+    text = os.fspath(path)
+    if isinstance(text, str) and _URL.match(text):
+        raise InvalidImageError(
+            f"{text} is a URL; yolactpp does not download images: fetch it first and pass the file, "
+            "its bytes through yolactpp.preprocess.decode_image, or a PIL image"
+        )
     p = Path(path)
+    if p.is_dir():
+        raise InvalidImageError(f"{p} is a directory, not an image file")
     if not p.is_file():
         raise InvalidImageError(f"image file not found: {p}")
     return _open_image(p, str(p))
@@ -67,6 +124,8 @@ def _open_image(file: Path | io.BytesIO, source: str) -> Image.Image:
         with Image.open(file) as img:
             img.load()
             return ImageOps.exif_transpose(img)
+    except Image.DecompressionBombError as exc:
+        raise ImageTooLargeError.from_pil(source, exc) from None
     except UnidentifiedImageError as exc:
         detail = "unknown image format or not an image" if isinstance(file, io.BytesIO) else str(exc)
         raise InvalidImageError(f"cannot read {source} as an image: {detail}") from None
@@ -74,15 +133,43 @@ def _open_image(file: Path | io.BytesIO, source: str) -> Image.Image:
         raise InvalidImageError(f"cannot read {source} as an image: {exc}") from None
 
 
+def _integer_to_uint8(values: np.ndarray, what: str) -> np.ndarray:
+    """8- or 16-bit values (in an integer container of any width) -> uint8, by their range.
+
+    Values within 0..255 are 8-bit values stored wide and are kept; values up to 65535 are 16-bit
+    and keep their top 8 bits, as OpenCV's ``imread`` does; anything else is refused.
+    """
+    if values.size == 0:
+        return values.astype(np.uint8)
+    low, high = int(values.min()), int(values.max())
+    if low < 0 or high > 65535:
+        raise InvalidImageError(f"{what} has values {low}..{high}, outside the 16-bit range 0..65535")
+    if high <= 255:
+        return values.astype(np.uint8)
+    return (values.astype(np.uint32) >> 8).astype(np.uint8)
+
+
+def _float_to_uint8(values: np.ndarray, what: str) -> np.ndarray:
+    """Floating-point values in 0..1 (scaled by 255) or 0..255 (rounded) -> uint8; else refused."""
+    if not np.isfinite(values).all():
+        raise InvalidImageError(f"{what} contains NaN or infinite values")
+    if values.size == 0:
+        return values.astype(np.uint8)
+    low, high = float(values.min()), float(values.max())
+    if low < 0 or high > 255:
+        raise InvalidImageError(
+            f"{what} has values {low:g}..{high:g}; expected 0..1 or 0..255 (rescale it to one of these first)"
+        )
+    scale = 255.0 if high <= 1.0 else 1.0
+    return np.clip(np.rint(values.astype(np.float64) * scale), 0, 255).astype(np.uint8)
+
+
 def _pil_to_array(img: Image.Image) -> np.ndarray:
     mode = img.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
-        values = np.asarray(img)
-        if values.size and (values.min() < 0 or values.max() > 65535):
-            raise InvalidImageError(f"32-bit integer image (mode {mode}) has values outside 0..65535")
-        return (values.astype(np.uint32) >> 8).astype(np.uint8)
+        return _integer_to_uint8(np.asarray(img), f"PIL image (mode {mode})")
     if mode == "F":
-        raise InvalidImageError("floating-point images (PIL mode 'F') have no defined range; convert to 8-bit first")
+        return _float_to_uint8(np.asarray(img), "PIL image (mode F)")
     if mode == "RGB":
         return np.asarray(img)
     if mode in ("L", "1"):
@@ -104,7 +191,7 @@ def _array_to_rgb(arr: np.ndarray, what: str) -> np.ndarray:
             "e.g. (x * 255).round().astype(np.uint8) for values in [0, 1])"
         )
     if arr.dtype == np.uint16:
-        arr = (arr >> 8).astype(np.uint8)
+        arr = _integer_to_uint8(arr, what)
     if arr.dtype != np.uint8:
         raise InvalidImageError(f"{what} has dtype {arr.dtype}; expected uint8 (or uint16)")
     if arr.ndim == 3 and arr.shape[2] == 1:

@@ -16,12 +16,14 @@ from typing import TYPE_CHECKING
 
 from yolactpp.checkpoint import CheckpointError
 from yolactpp.config import ModelConfig
+from yolactpp.errors import InvalidArgumentError, InvalidArgumentTypeError, MissingFileError
 
 if TYPE_CHECKING:
     from yolactpp.model import YolactPP
 
 __all__ = ["load_pretrained"]
 
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _FILE_SUFFIXES = (".pth", ".pt", ".safetensors", ".json", ".bin", ".ckpt")
 
@@ -33,7 +35,7 @@ def _as_config(config: ModelConfig | str | None) -> ModelConfig | None:
         from yolactpp.registry import get_model_config
 
         return get_model_config(config)
-    raise TypeError(f"config must be a ModelConfig or a model name, got {type(config).__name__}")
+    raise InvalidArgumentTypeError(f"config must be a ModelConfig or a model name, got {type(config).__name__}")
 
 
 def _load_zoo(
@@ -66,6 +68,12 @@ def load_pretrained(
     """Dispatch ``name_or_path`` to the right loader (see the module docstring)."""
     from yolactpp import hub, manifest, serialization
 
+    if isinstance(name_or_path, str) and _URL.match(name_or_path):
+        raise InvalidArgumentError(
+            f"{name_or_path} is a URL; from_pretrained does not download URLs: download the file and pass its "
+            "path, or pass a published model name (listed by `yolactpp models`) or an 'owner/name' Hugging Face "
+            "Hub repo"
+        )
     path = Path(name_or_path)
     if path.is_file():
         if path.suffix == ".safetensors" or path.name == serialization.CONFIG_NAME:
@@ -74,7 +82,7 @@ def load_pretrained(
     if path.is_dir():
         return serialization.load_pretrained_dir(cls, path, _as_config(config))
     if not isinstance(name_or_path, str):
-        raise FileNotFoundError(f"no file or directory at {name_or_path}")
+        raise MissingFileError(f"no file or directory at {name_or_path}")
     name = name_or_path
     if name in manifest.load_manifest():
         return _load_zoo(cls, name, _as_config(config), revision, force_download)
@@ -83,6 +91,6 @@ def load_pretrained(
         directory = hub.download_repo(name, revision=revision, force_download=force_download)
         return serialization.load_pretrained_dir(cls, directory, _as_config(config))
     if looks_like_path or "/" in name or os.sep in name:
-        raise FileNotFoundError(f"no file or directory at {name!r} (from_pretrained got a path that does not exist)")
+        raise MissingFileError(f"no file or directory at {name!r} (from_pretrained got a path that does not exist)")
     manifest.get_entry(name)  # not published: raises UnknownModelError with close names
     raise AssertionError("unreachable")  # pragma: no cover

@@ -19,7 +19,7 @@ import threading
 from importlib import import_module, metadata
 from typing import TYPE_CHECKING, Callable, TypeVar
 
-from yolactpp.errors import YolactppError
+from yolactpp.errors import InvalidArgumentError, InvalidArgumentTypeError, YolactppError
 
 if TYPE_CHECKING:
     from yolactpp.backbone.base import Backbone
@@ -49,6 +49,7 @@ _MODELS: dict[str, ModelFactory] = {}
 _BACKBONES: dict[str, BackboneBuilder] = {}
 _lock = threading.RLock()
 _loaded_groups: set[str] = set()
+_loading: set[str] = set()
 
 
 class UnknownModelError(YolactppError, KeyError):
@@ -61,7 +62,7 @@ class UnknownModelError(YolactppError, KeyError):
 def _register(table: dict[str, Callable[..., object]], kind: str, name: str, fn: Callable[..., object], overwrite: bool) -> None:
     with _lock:
         if name in table and table[name] is not fn and not overwrite:
-            raise ValueError(f"{kind} {name!r} is already registered; pass overwrite=True to replace it")
+            raise InvalidArgumentError(f"{kind} {name!r} is already registered; pass overwrite=True to replace it")
         table[name] = fn
 
 
@@ -115,7 +116,9 @@ def _load_entry_points(group: str, table: dict[str, Callable[..., object]], kind
             obj = ep.load()  # a module registers through its decorators; a callable is the factory
             if callable(obj):
                 if ep.name in table and table[ep.name] is not obj:
-                    raise ValueError(f"{kind} {ep.name!r} is already registered (by yolactpp or another plugin)")
+                    raise InvalidArgumentError(
+                        f"{kind} {ep.name!r} is already registered (by yolactpp or another plugin)"
+                    )
                 _register(table, kind, ep.name, obj, overwrite=False)
         except Exception as exc:  # a broken plugin must not break the library; it is retried on reload
             logger.warning("yolactpp: could not load %s plugin %r (%s): %s", kind, ep.name, ep.value, exc)
@@ -126,18 +129,31 @@ def _load_entry_points(group: str, table: dict[str, Callable[..., object]], kind
         _PLUGIN_NAMES[key] = {(k, n) for k, t in tables.items() for n in t if before[k].get(n) is not t[n]}
 
 
+def _load_once(group: str, load: Callable[[], None]) -> None:
+    """Run ``load`` unless ``group`` is loaded or being loaded (a re-entrant lookup from a module
+    being imported); mark it loaded only when ``load`` returns, so a failure is retried later."""
+    if group in _loaded_groups or group in _loading:
+        return
+    _loading.add(group)
+    try:
+        load()
+        _loaded_groups.add(group)
+    finally:
+        _loading.discard(group)
+
+
 def _ensure_loaded() -> None:
+    # If importing the built-ins (or scanning a plugin group) raises, the next lookup tries again
+    # instead of finding a registry that stays empty for the life of the process. Single plugins
+    # that fail are logged, left out and tried again by reload_plugins().
     with _lock:
-        if "builtins" not in _loaded_groups:
-            _loaded_groups.add("builtins")
-            _load_builtins()
-        for group, table, kind in (
-            (MODEL_ENTRY_POINT_GROUP, _MODELS, "model"),
-            (BACKBONE_ENTRY_POINT_GROUP, _BACKBONES, "backbone"),
-        ):
-            if group not in _loaded_groups:
-                _loaded_groups.add(group)
-                _load_entry_points(group, table, kind)
+        _load_once("builtins", _load_builtins)
+        tables = _tables()
+        _load_once(MODEL_ENTRY_POINT_GROUP, lambda: _load_entry_points(MODEL_ENTRY_POINT_GROUP, tables["model"], "model"))
+        _load_once(
+            BACKBONE_ENTRY_POINT_GROUP,
+            lambda: _load_entry_points(BACKBONE_ENTRY_POINT_GROUP, tables["backbone"], "backbone"),
+        )
 
 
 def reload_plugins() -> None:
@@ -174,7 +190,7 @@ def get_model_config(name: str) -> "ModelConfig":
 
     cfg = factory()
     if not isinstance(cfg, ModelConfig):
-        raise TypeError(f"model factory {name!r} returned {type(cfg).__name__}, expected ModelConfig")
+        raise InvalidArgumentTypeError(f"model factory {name!r} returned {type(cfg).__name__}, expected ModelConfig")
     return cfg
 
 

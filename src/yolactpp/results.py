@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import numpy as np
 
+from yolactpp.errors import InvalidArgumentError, InvalidIndexError, MissingDependencyError
+
 if TYPE_CHECKING:
     import torch
     from PIL import Image
@@ -113,7 +115,7 @@ class Detections:
         n = int(scores.shape[0])
         for name, t in (("boxes", boxes), ("labels", labels), ("soft_masks", soft_masks), ("track_ids", track_ids)):
             if t is not None and int(t.shape[0]) != n:
-                raise ValueError(f"{name} has {t.shape[0]} rows but there are {n} scores")
+                raise InvalidArgumentError(f"{name} has {t.shape[0]} rows but there are {n} scores")
         self.boxes = boxes
         self.scores = scores
         self.labels = labels
@@ -165,7 +167,7 @@ class Detections:
     def masks_at(self, height: int, width: int) -> torch.Tensor:
         """Binary masks ``[N, height, width]`` built from the soft masks at another size (not cached)."""
         if height < 1 or width < 1:
-            raise ValueError(f"mask size must be positive, got {height} x {width}")
+            raise InvalidArgumentError(f"mask size must be positive, got {height} x {width}")
         if (height, width) == self.image_size:
             return self.masks
         return self._upsample(int(height), int(width))
@@ -193,12 +195,12 @@ class Detections:
         if not isinstance(index, (slice, np.ndarray, list, tuple)) and not _is_tensor(index) and hasattr(index, "__index__"):
             i = operator.index(index)
             if not -len(self) <= i < len(self):
-                raise IndexError(f"detection index {i} out of range for {len(self)} detections")
+                raise InvalidIndexError(f"detection index {i} out of range for {len(self)} detections")
             index = slice(i, i + 1 if i != -1 else None)
         elif self._numpy_backed and not isinstance(index, slice):
             index = np.asarray(_to_numpy(index) if _is_tensor(index) else index)
             if index.dtype == np.bool_ and index.shape != self.scores.shape:
-                raise IndexError(f"boolean index of shape {tuple(index.shape)} for {len(self)} detections")
+                raise InvalidIndexError(f"boolean index of shape {tuple(index.shape)} for {len(self)} detections")
             if index.dtype != np.bool_:
                 index = index.astype(np.int64).reshape(-1)
         elif not isinstance(index, slice):
@@ -206,7 +208,7 @@ class Detections:
 
             index = torch.as_tensor(index, device=self.scores.device)
             if index.dtype == torch.bool and index.shape != self.scores.shape:
-                raise IndexError(f"boolean index of shape {tuple(index.shape)} for {len(self)} detections")
+                raise InvalidIndexError(f"boolean index of shape {tuple(index.shape)} for {len(self)} detections")
             if index.dtype != torch.bool:
                 index = index.long().reshape(-1)
 
@@ -232,7 +234,9 @@ class Detections:
         """A copy with every tensor on ``device``."""
         if self._numpy_backed:
             if str(device) != "cpu":
-                raise ValueError(f"these detections hold numpy arrays (CPU only); cannot move them to {device}")
+                raise InvalidArgumentError(
+                    f"these detections hold numpy arrays (CPU only); cannot move them to {device}"
+                )
             return self._replace()
 
         def move(t: torch.Tensor | None) -> torch.Tensor | None:
@@ -380,7 +384,7 @@ class Detections:
         try:
             import supervision as sv
         except ImportError:
-            raise ImportError(
+            raise MissingDependencyError(
                 "to_supervision needs supervision: pip install 'yolactpp[supervision]' (or pip install supervision)"
             ) from None
         arrays = self.numpy()
@@ -404,7 +408,9 @@ class Detections:
         try:
             import pandas as pd
         except ImportError:
-            raise ImportError("to_pandas needs pandas: pip install 'yolactpp[pandas]' (or pip install pandas)") from None
+            raise MissingDependencyError(
+                "to_pandas needs pandas: pip install 'yolactpp[pandas]' (or pip install pandas)"
+            ) from None
         arrays = self.numpy()
         assert arrays.masks is not None
         n = len(arrays)
@@ -473,10 +479,12 @@ class Detections:
             elif self.path is not None:
                 image = load_image(self.path)
             else:
-                raise ValueError("these detections carry no image; pass one: plot(image)")
+                raise InvalidArgumentError("these detections carry no image; pass one: plot(image)")
         rgb = to_rgb_array(image)
         if rgb.shape[:2] != self.image_size:
-            raise ValueError(f"image is {rgb.shape[0]} x {rgb.shape[1]} (h x w) but the detections are for {self.image_size}")
+            raise InvalidArgumentError(
+                f"image is {rgb.shape[0]} x {rgb.shape[1]} (h x w) but the detections are for {self.image_size}"
+            )
         arrays = self.numpy(masks=masks)
         return draw_detections(
             rgb,

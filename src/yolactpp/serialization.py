@@ -23,6 +23,7 @@ import torch
 from yolactpp import __version__
 from yolactpp.checkpoint import CheckpointError, load_state_dict_strict
 from yolactpp.config import ModelConfig
+from yolactpp.errors import InvalidArgumentError, MissingFileError
 
 if TYPE_CHECKING:
     from yolactpp.model import YolactPP
@@ -95,7 +96,7 @@ def save_pretrained(
 
     out = Path(directory)
     if out.exists() and not out.is_dir():
-        raise NotADirectoryError(f"save_pretrained needs a directory, but {out} is a file")
+        raise InvalidArgumentError(f"save_pretrained needs a directory, but {out} is a file")
     out.mkdir(parents=True, exist_ok=True)
     meta: dict[str, Any] = {"format": FORMAT, "library_version": __version__}
     meta.update(model.config.to_dict())
@@ -192,7 +193,7 @@ def convert(
 
     source = Path(source_pth)
     if not source.is_file():
-        raise FileNotFoundError(f"no checkpoint file at {source}")
+        raise MissingFileError(f"no checkpoint file at {source}")
     model = YolactPP.from_original_checkpoint(source, config)
     info = {"source": source.name, **(provenance or {})}
     if "source_sha256" not in info:

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from yolactpp.errors import MissingDependencyError
 from yolactpp.results import Detections, _is_tensor
 
 __all__ = ["Tracker"]
@@ -22,7 +23,9 @@ def _import_trackers() -> Any:
         import supervision
         import trackers
     except ImportError:
-        raise ImportError("tracking needs trackers: pip install 'yolactpp[track]' (or pip install trackers)") from None
+        raise MissingDependencyError(
+            "tracking needs trackers: pip install 'yolactpp[track]' (or pip install trackers)"
+        ) from None
     return supervision, trackers
 
 

@@ -18,7 +18,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from yolactpp.errors import YolactppError
+from yolactpp.errors import MissingDependencyError, MissingFileError, YolactppError
 
 __all__ = [
     "VIDEO_SUFFIXES",
@@ -45,7 +45,9 @@ def _av() -> Any:
     try:
         import av
     except ImportError:
-        raise ImportError("video support needs PyAV: pip install 'yolactpp[video]' (or pip install av)") from None
+        raise MissingDependencyError(
+            "video support needs PyAV: pip install 'yolactpp[video]' (or pip install av)"
+        ) from None
     return av
 
 
@@ -82,7 +84,7 @@ def _open(path: str | os.PathLike[str]) -> Any:
     av = _av()
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"video file not found: {p}")
+        raise MissingFileError(f"video file not found: {p}")
     try:
         container = av.open(str(p))
     except av.FFmpegError as exc:
@@ -154,7 +156,7 @@ class VideoWriter:
         """Append one RGB uint8 ``[H, W, 3]`` frame (the size given at construction)."""
         h, w = frame.shape[:2]
         if (h + h % 2, w + w % 2) != (self.height, self.width):
-            raise ValueError(f"frame is {w} x {h}, the video {self.width} x {self.height}")
+            raise VideoError(f"frame is {w} x {h}, the video {self.width} x {self.height}")
         if (h, w) != (self.height, self.width):
             frame = np.pad(frame, ((0, self.height - h), (0, self.width - w), (0, 0)), mode="edge")
         video_frame = self._av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")

@@ -7,7 +7,7 @@ from torch import nn
 
 from yolactpp.backbone.base import Backbone
 from yolactpp.backbone.fold import conv_bn
-from yolactpp.config import BackboneConfig
+from yolactpp.config import BackboneConfig, ConfigError
 from yolactpp.registry import register_backbone
 
 __all__ = ["DarkNet", "DarkNetBlock"]
@@ -73,5 +73,5 @@ class DarkNet(Backbone):
 def darknet53(cfg: BackboneConfig) -> DarkNet:
     """DarkNet-53 ([1, 2, 8, 8, 4] residual blocks); has no DCN option."""
     if any(cfg.dcn_layers):
-        raise ValueError("darknet53 has no deformable-convolution variant; leave dcn_layers empty")
+        raise ConfigError("darknet53 has no deformable-convolution variant; leave dcn_layers empty")
     return DarkNet()

@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from yolactpp.errors import InvalidArgumentTypeError
+
 __all__ = ["conv_bn", "folded_conv_bn_params", "set_batchnorm_folding"]
 
 _CACHE_ATTR = "_yolactpp_folded"
@@ -64,5 +66,5 @@ def conv_bn(conv: nn.Module, bn: nn.BatchNorm2d, x: torch.Tensor) -> torch.Tenso
         return F.conv2d(x, weight, bias, conv.stride, conv.padding, conv.dilation, conv.groups)
     forward_with = getattr(conv, "forward_with_params", None)
     if forward_with is None:
-        raise TypeError(f"cannot fold BatchNorm into {type(conv).__name__}")
+        raise InvalidArgumentTypeError(f"cannot fold BatchNorm into {type(conv).__name__}")
     return forward_with(x, weight, bias)

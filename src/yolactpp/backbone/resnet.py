@@ -8,7 +8,7 @@ from torch import nn
 from yolactpp.backbone.base import Backbone
 from yolactpp.backbone.dcn import ModulatedDeformConv2d
 from yolactpp.backbone.fold import conv_bn
-from yolactpp.config import BackboneConfig
+from yolactpp.config import BackboneConfig, ConfigError
 from yolactpp.registry import register_backbone
 
 __all__ = ["Bottleneck", "ResNet", "dcn_blocks"]
@@ -75,11 +75,11 @@ class ResNet(Backbone):
         super().__init__()
         dcn_layers = tuple(dcn_layers) or (0,) * len(blocks_per_stage)
         if len(dcn_layers) != len(blocks_per_stage):
-            raise ValueError(
+            raise ConfigError(
                 f"dcn_layers has {len(dcn_layers)} entries but the ResNet has {len(blocks_per_stage)} stages"
             )
         if dcn_interval < 1:
-            raise ValueError(f"dcn_interval must be >= 1, got {dcn_interval}")
+            raise ConfigError(f"dcn_interval must be >= 1, got {dcn_interval}")
         self.conv1 = nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
         self.relu = nn.ReLU(inplace=True)

@@ -2,8 +2,9 @@
 
 Each subcommand lives in its own module with ``add_parser(subparsers)`` and ``run(args) -> int``;
 they import torch and the model only when they run, so ``yolactpp --help`` stays fast. User
-mistakes (bad arguments, missing files, unreadable images or checkpoints) end with a one-line
-message on stderr and exit code 2, never a traceback.
+mistakes (bad arguments, missing files, unreadable images or checkpoints: every
+:class:`~yolactpp.YolactppError`, and ``FileNotFoundError``) end with a one-line message on stderr
+and exit code 2, never a traceback; anything else is a bug and keeps its traceback (exit code 1).
 """
 
 from __future__ import annotations

@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import glob
 import os
-import sys
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, NoReturn
+
+from yolactpp.errors import MissingFileError, YolactppError
 
 if TYPE_CHECKING:
     from yolactpp.model import YolactPP
@@ -16,9 +18,10 @@ if TYPE_CHECKING:
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")  # = yolactpp.video.VIDEO_SUFFIXES (no av import here)
 DTYPES = ("float32", "float64", "bfloat16")
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
-class CliError(Exception):
+class CliError(YolactppError):
     """A user mistake the command reports in one line (exit code 2)."""
 
 
@@ -30,19 +33,12 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def is_user_error(exc: BaseException) -> bool:
-    """Whether ``exc`` is a mistake in the user's input rather than a bug."""
-    user_errors: list[type[BaseException]] = [CliError, ValueError, OSError]  # FileNotFoundError is an OSError
-    for module, name in (
-        ("yolactpp.preprocess", "InvalidImageError"),
-        ("yolactpp.checkpoint", "CheckpointError"),
-        ("yolactpp.registry", "UnknownModelError"),
-        ("yolactpp.video", "VideoError"),
-        ("yolactpp.export.metadata", "ExportError"),
-    ):
-        loaded = sys.modules.get(module)  # not loaded means it cannot have raised
-        if loaded is not None:
-            user_errors.append(getattr(loaded, name))
-    return isinstance(exc, tuple(user_errors))
+    """Whether ``exc`` is a mistake in the user's input (one line, exit 2) rather than a bug.
+
+    Only the library's deliberate errors (:class:`~yolactpp.YolactppError`) and missing files
+    qualify; anything else is a bug and keeps its traceback.
+    """
+    return isinstance(exc, (YolactppError, FileNotFoundError))
 
 
 def one_line(exc: BaseException) -> str:
@@ -202,6 +198,11 @@ def collect_sources(specs: list[str]) -> list[Path]:
     """Files, folders (their images and videos, not recursive) and globs -> unique paths, in order."""
     found: list[Path] = []
     for spec in specs:
+        if _URL.match(spec):
+            raise CliError(
+                f"{spec} is a URL; the local engine reads local files only: download it first "
+                "(--engine ray reads s3://, gs://, ... URIs)"
+            )
         path = Path(spec)
         if path.is_dir():
             files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES)
@@ -216,10 +217,10 @@ def collect_sources(specs: list[str]) -> list[Path]:
                 if Path(p).is_file() and Path(p).suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES
             )  # fmt: skip
             if not files:
-                raise FileNotFoundError(f"no images or videos match {spec!r}")
+                raise MissingFileError(f"no images or videos match {spec!r}")
             found += files
         else:
-            raise FileNotFoundError(f"no such file or folder: {spec}")
+            raise MissingFileError(f"no such file or folder: {spec}")
     unique: dict[Path, None] = {}
     for p in found:
         unique.setdefault(p.resolve(), None)

@@ -16,16 +16,14 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from yolactpp.cli._common import IMAGE_SUFFIXES, CliError, collect_sources, is_video, next_run_dir, predict_options
 
+if TYPE_CHECKING:
+    from yolactpp.predict_options import PredictOptions
+
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
-_ERROR_LINE = re.compile(r"^(?:[A-Za-z_][\w.]*\.)?([A-Za-z_]\w*(?:Error|Exception)): (.+)$")
-#: Exceptions raised in an actor that are the user's input, not a bug (see ``_common.is_user_error``).
-_USER_ERRORS = frozenset(
-    {"ValueError", "FileNotFoundError", "OSError", "InvalidImageError", "CheckpointError", "UnknownModelError"}
-)
 #: Ray uses the loopback address as the node address when this is "0" (a one-machine cluster).
 _LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
@@ -76,15 +74,13 @@ def _ray_session(address: str | None, quiet: bool) -> Iterator[None]:
         ray.shutdown()
 
 
-def _user_message(exc: BaseException) -> str | None:
-    """The underlying ``SomeError: message`` line of a Ray error, when the actors raised a user
-    error (bad option, weights that do not load); ``None`` for anything else (a bug: traceback)."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    for line in reversed(lines):
-        match = _ERROR_LINE.match(line)
-        if match:
-            return f"{match.group(2)} ({match.group(1)} in a model actor)" if match.group(1) in _USER_ERRORS else None
-    return None
+def _check_model(args: argparse.Namespace, options: PredictOptions) -> None:
+    """Load the model and check the options here, before any actor starts: a bad checkpoint, config
+    or class name then raises its own error type (one line, exit 2) instead of killing the actors,
+    and any error the actors still raise is a bug (traceback)."""
+    from yolactpp.model import YolactPP
+
+    YolactPP.from_pretrained(args.model, config=args.config).predict([], options)
 
 
 def _write_parquet_file(results: Any, path: Path) -> tuple[int, list[tuple[str, str]], int]:
@@ -116,15 +112,16 @@ def run(args: argparse.Namespace) -> int:
     """Predict ``args.sources`` on Ray and write the result rows (see the module docs)."""
     if args.save_masks:
         raise CliError("--save-masks is not available with --engine ray (the results hold every mask as COCO RLE)")
+    if args.max_image_pixels is not None:
+        raise CliError("--max-image-pixels applies to --engine local only (Ray actors keep Pillow's limit)")
     sources = _sources(args.sources)
     output = _output(args)
     options = predict_options(args)
     device = args.device
     num_gpus = 1 if device is not None and device.startswith("cuda") else 0
     start = time.perf_counter()
+    _check_model(args, options)
     with _ray_session(args.address, args.quiet):
-        import ray.exceptions
-
         from yolactpp.integrations.ray import predict_dataset, read_image_files
 
         extensions = [s.lstrip(".") for s in IMAGE_SUFFIXES]
@@ -141,17 +138,11 @@ def run(args: argparse.Namespace) -> int:
             dtype=args.dtype,
             options=options,
         )
-        try:
-            if output.endswith(".parquet") and not _URI.match(output):
-                summary: tuple[int, list[tuple[str, str]], int] | None = _write_parquet_file(results, Path(output))
-            else:
-                results.write_parquet(output)
-                summary = None
-        except ray.exceptions.RayError as exc:
-            message = _user_message(exc)
-            if message is None:
-                raise
-            raise CliError(message) from None
+        if output.endswith(".parquet") and not _URI.match(output):
+            summary: tuple[int, list[tuple[str, str]], int] | None = _write_parquet_file(results, Path(output))
+        else:
+            results.write_parquet(output)
+            summary = None
     elapsed = time.perf_counter() - start
     if summary is None:
         if not args.quiet:
@@ -164,4 +155,8 @@ def run(args: argparse.Namespace) -> int:
         failed = f", {len(errors)} unreadable (rows with an error)" if errors else ""
         print(f"{rows} image{'s' if rows != 1 else ''}{failed}, {detections} detections in {elapsed:.1f} s; "
               f"results saved to {output}")  # fmt: skip
+    if errors and len(errors) == rows:
+        raise CliError(f"none of the {rows} images could be read")
+    if errors and args.strict:
+        raise CliError(f"{len(errors)} of {rows} images could not be read (--strict)")
     return 0

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from yolactpp.cli._common import add_model_arguments, load_model, positive_int
+from yolactpp.errors import MissingFileError
 
 NAME = "eval"
 
@@ -38,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
 
     for path, what in ((args.annotations, "annotation file"), (args.images, "image folder")):
         if not path.exists():
-            raise FileNotFoundError(f"{what} not found: {path}")
+            raise MissingFileError(f"{what} not found: {path}")
     model = load_model(args)
 
     def progress(stream: Any, total: int) -> Any:

@@ -22,15 +22,31 @@ def add_parser(subparsers: Any) -> None:
         "ONNX files run on onnxruntime without torch (pip install 'yolactpp[onnx]').",
     )
     parser.add_argument("-m", "--model", required=True, help="weights: anything YolactPP.from_pretrained accepts")
-    parser.add_argument("--config", metavar="NAME", help="model config name, when it cannot be inferred from the weights")
+    parser.add_argument(
+        "--config", metavar="NAME", help="model config name, when it cannot be inferred from the weights"
+    )
     parser.add_argument("--format", choices=FORMATS, default="onnx", help="output format (default: %(default)s)")
     parser.add_argument("-o", "--output", metavar="FILE", help="output file (default: <config>.<format>)")
     parser.add_argument("--dtype", choices=("float32", "float16"), default="float32",
                         help="weight precision; float16 is for GPU runtimes (default: %(default)s)")  # fmt: skip
-    parser.add_argument("--opset", type=positive_int, default=22, metavar="N", help="ONNX opset, >= 19 (default: %(default)s)")
-    parser.add_argument("--max-detections", type=positive_int, metavar="N", help="detections per image the file returns at most (default: the config's, 100)")
-    parser.add_argument("--top-k", type=positive_int, metavar="N", help="largest per-class NMS candidate count (default: the config's, 200)")
-    parser.add_argument("--device", default="cpu", metavar="DEVICE", help="pt2 only: device to compile for, cpu or cuda (default: cpu)")
+    parser.add_argument(
+        "--opset", type=positive_int, default=22, metavar="N", help="ONNX opset, >= 19 (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--max-detections",
+        type=positive_int,
+        metavar="N",
+        help="detections per image the file returns at most (default: the config's, 100)",
+    )
+    parser.add_argument(
+        "--top-k",
+        type=positive_int,
+        metavar="N",
+        help="largest per-class NMS candidate count (default: the config's, 200)",
+    )
+    parser.add_argument(
+        "--device", default="cpu", metavar="DEVICE", help="pt2 only: device to compile for, cpu or cuda (default: cpu)"
+    )
     parser.set_defaults(run=run)
 
 
@@ -51,5 +67,7 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     path = model.export(output, format=args.format, **options)
     size = path.stat().st_size / 2**20
-    print(f"{path}: {model.config.name} as {args.format} ({args.dtype}), {size:.1f} MiB, {time.perf_counter() - start:.1f} s")
+    print(
+        f"{path}: {model.config.name} as {args.format} ({args.dtype}), {size:.1f} MiB, {time.perf_counter() - start:.1f} s"
+    )
     return 0

@@ -40,6 +40,7 @@ from yolactpp.cli._common import (
     unique_stem,
     unit_float,
 )
+from yolactpp.errors import PredictionFailure, is_item_error
 
 if TYPE_CHECKING:
     from yolactpp.predict_options import PredictOptions
@@ -94,6 +95,17 @@ def add_parser(subparsers: Any) -> None:
         help="also write a table, one row per detection: detections.csv for images, <name>.csv per video",
     )  # fmt: skip
     group.add_argument("-q", "--quiet", action="store_true", help="no per-image lines and no progress bar")
+    group = parser.add_argument_group("failures")
+    group.add_argument(
+        "--strict", action="store_true",
+        help="exit with status 2 when any input cannot be read (default: report it on stderr, go on with the "
+        "others, and fail only when none can be read)",
+    )  # fmt: skip
+    group.add_argument(
+        "--max-image-pixels", type=positive_int, metavar="N",
+        help="Pillow's decompression-bomb limit: images up to N pixels open silently, up to 2N with a warning, "
+        "larger ones are refused (default: 89478485)",
+    )  # fmt: skip
     group = parser.add_argument_group("videos and live sources")
     group.add_argument(
         "--track", action="store_true",
@@ -132,34 +144,65 @@ def _progress(iterable: Any, total: int | None, unit: str, desc: str | None, ena
     return tqdm(iterable, total=total, unit=unit, desc=desc, disable=not enabled, file=sys.stderr, leave=False)
 
 
-def _run_images(model: Any, paths: list[Path], names: list[str], out: Path, args: argparse.Namespace, options: PredictOptions) -> None:
+def _report(message: str) -> None:
+    """One failed input, on stderr (also with --quiet: it is a warning, not progress)."""
     from tqdm import tqdm
 
-    stream = model.iter_predict((str(p) for p in paths), batch_size=args.batch_size, options=options)
+    tqdm.write(f"yolactpp predict: skipped {message}", file=sys.stderr)
+
+
+def _run_images(
+    model: Any, paths: list[Path], names: list[str], out: Path, args: argparse.Namespace, options: PredictOptions,
+    report: bool,
+) -> list[str]:
+    """Predict and write every image; returns the messages of those that could not be read (each
+    also reported on stderr when ``report``). ``predictions.json`` is written even when
+    interrupted, with the images finished by then."""
+    from tqdm import tqdm
+
+    stream = model.iter_predict((str(p) for p in paths), batch_size=args.batch_size, options=options, on_error="yield")
     bar = _progress(stream, len(paths), "image", None, enabled=not args.quiet and len(paths) > 1)
     records: list[dict[str, Any]] = []
     dataset = _CocoDataset() if args.save_polygons else None
     tables: list[Any] = []
-    for position, (path, name, det) in enumerate(zip(paths, names, bar), start=1):
-        image_id = _image_id(path, position)
-        (out / f"{name}.json").write_text(json.dumps({"image_id": image_id, **det.to_dict()}))
-        records += det.to_coco(image_id)
+    failures: list[str] = []
+    done = 0
+    try:
+        for position, (path, name, det) in enumerate(zip(paths, names, bar), start=1):
+            if isinstance(det, PredictionFailure):
+                failures.append(det.message)
+                if report:
+                    _report(det.message)
+                continue
+            image_id = _image_id(path, position)
+            (out / f"{name}.json").write_text(json.dumps({"image_id": image_id, **det.to_dict()}))
+            records += det.to_coco(image_id)
+            if dataset is not None:
+                dataset.add(path, image_id, det)
+            if args.save_csv:
+                tables.append(_table(det, image=str(path), image_id=image_id))
+            if not args.no_plot:
+                suffix = path.suffix.lower() if path.suffix.lower() in (".jpg", ".jpeg", ".png") else ".png"
+                det.plot().save(out / f"{name}{suffix}", **({"quality": 95} if suffix != ".png" else {}))
+            if args.save_masks:
+                det.save_masks(out / "masks" / name, prefix="")
+            if not args.quiet:
+                tqdm.write(f"{path}: {_counts(det.class_names)}", file=sys.stdout)
+            done += 1
+    except KeyboardInterrupt:
+        print(
+            f"yolactpp predict: interrupted after {done} of {len(paths)} images; "
+            f"{out / 'predictions.json'} holds the finished ones",
+            file=sys.stderr,
+        )
+        raise
+    finally:  # also when interrupted: the files hold what finished
+        (out / "predictions.json").write_text(json.dumps(records))
         if dataset is not None:
-            dataset.add(path, image_id, det)
-        if args.save_csv:
-            tables.append(_table(det, image=str(path), image_id=image_id))
-        if not args.no_plot:
-            suffix = path.suffix.lower() if path.suffix.lower() in (".jpg", ".jpeg", ".png") else ".png"
-            det.plot().save(out / f"{name}{suffix}", **({"quality": 95} if suffix != ".png" else {}))
-        if args.save_masks:
-            det.save_masks(out / "masks" / name, prefix="")
-        if not args.quiet:
-            tqdm.write(f"{path}: {_counts(det.class_names)}", file=sys.stdout)
-    (out / "predictions.json").write_text(json.dumps(records))
-    if dataset is not None:
-        (out / "annotations.json").write_text(json.dumps(dataset.finish(model.class_names)))
-    if tables:
-        _write_csv(tables, out / "detections.csv")
+            (out / "annotations.json").write_text(json.dumps(dataset.finish(model.class_names)))
+        if tables:
+            _write_csv(tables, out / "detections.csv")
+    return failures
 
 
 class _CocoDataset:
@@ -337,6 +380,10 @@ def run(args: argparse.Namespace) -> int:
     sources = collect_sources(specs) if specs else []
     videos = [p for p in sources if is_video(p)]
     images = [p for p in sources if not is_video(p)]
+    if args.max_image_pixels is not None:
+        from PIL import Image
+
+        Image.MAX_IMAGE_PIXELS = args.max_image_pixels
     if (videos or live) and importlib.util.find_spec("av") is None:
         raise CliError("video input needs PyAV: pip install 'yolactpp[video]' (or pip install av)")
     for source in live:  # a missing camera is named before the model loads
@@ -361,19 +408,38 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     used: set[str] = set()
     start = time.perf_counter()
+    total = len(sources) + len(live)
+    report = total > 1  # a single input that fails is the error itself (below)
+    failures: list[str] = []
     if images:
         names = [unique_stem(p.stem, used) for p in images]
-        _run_images(model, images, names, out, args, options)
+        failures += _run_images(model, images, names, out, args, options, report)
     streams = [(str(p), unique_stem(p.stem, used)) for p in videos] + [(s, unique_stem(_live_name(s), used)) for s in live]
     for source, name in streams:
-        if not _run_video(model, source, name, out, args, options):
+        try:
+            finished = _run_video(model, source, name, out, args, options)
+        except Exception as exc:
+            if not is_item_error(exc):
+                raise
+            failures.append(PredictionFailure(0, source, exc).message)
+            if report:
+                _report(failures[-1])
+            continue
+        if not finished:
             print(f"stopped by Ctrl-C; results so far saved to {out}")
             return 130
+    if failures and not report:
+        raise CliError(failures[0])
     if not args.quiet:
         what = ", ".join(
             f"{n} {kind}{'s' if n != 1 else ''}"
             for n, kind in ((len(images), "image"), (len(videos), "video"), (len(live), "live source"))
             if n
         )
-        print(f"{what} done in {time.perf_counter() - start:.1f} s; results saved to {out}")
+        failed = f" ({len(failures)} could not be read)" if failures else ""
+        print(f"{what}{failed} done in {time.perf_counter() - start:.1f} s; results saved to {out}")
+    if failures and len(failures) == total:
+        raise CliError(f"none of the {total} inputs could be read")
+    if failures and args.strict:
+        raise CliError(f"{len(failures)} of {total} inputs could not be read (--strict)")
     return 0

@@ -8,18 +8,26 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from yolactpp.backbone.fold import set_batchnorm_folding
+from yolactpp.errors import InvalidArgumentError
 from yolactpp.export.graph import INPUT_NAMES, DeploymentGraph, build_graph, output_names
 from yolactpp.export.metadata import ExportError, ExportInfo
 
 if TYPE_CHECKING:
     from yolactpp.model import YolactPP
 
-__all__ = ["DTYPES", "export_info", "example_inputs", "prepare_graph", "trace"]
+__all__ = ["DTYPES", "example_inputs", "export_info", "prepare_graph", "trace"]
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16}
 
 
-def prepare_graph(model: "YolactPP", dtype: str, max_detections: int | None, top_k: int | None, use_topk: bool) -> DeploymentGraph:
+def prepare_graph(
+    model: YolactPP,
+    dtype: str,
+    max_detections: int | None,
+    top_k: int | None,
+    use_topk: bool,
+    grid_sample_dcn: bool = False,
+) -> DeploymentGraph:
     """A copy of the model's network in ``dtype`` on the CPU, ready to trace (the model is untouched).
 
     BatchNorm folding is turned off in the copy: its per-call weight cache is a side effect that
@@ -27,13 +35,17 @@ def prepare_graph(model: "YolactPP", dtype: str, max_detections: int | None, top
     filled first, so the priors become a constant of the graph.
     """
     if dtype not in DTYPES:
-        raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+        raise InvalidArgumentError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     if max_detections is not None and max_detections < 1:
-        raise ValueError(f"max_detections must be >= 1, got {max_detections}")
+        raise InvalidArgumentError(f"max_detections must be >= 1, got {max_detections}")
     if top_k is not None and top_k < 1:
-        raise ValueError(f"top_k must be >= 1, got {top_k}")
+        raise InvalidArgumentError(f"top_k must be >= 1, got {top_k}")
     network = copy.deepcopy(model.network).to(device="cpu", dtype=DTYPES[dtype]).eval()
     set_batchnorm_folding(network, False)
+    if grid_sample_dcn:
+        from yolactpp.export.dcn_grid_sample import use_grid_sample_dcn
+
+        use_grid_sample_dcn(network)
     size = model.config.preprocess.size
     with torch.no_grad():
         network(torch.zeros(1, 3, size, size, dtype=DTYPES[dtype]).contiguous(memory_format=torch.channels_last))

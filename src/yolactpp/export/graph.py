@@ -15,7 +15,7 @@ from yolactpp.detect.padded import padded_detect
 from yolactpp.network import YolactNetwork, detection_dtype
 from yolactpp.postprocess import crop_masks
 
-__all__ = ["DeploymentGraph", "INPUT_NAMES", "output_names"]
+__all__ = ["INPUT_NAMES", "DeploymentGraph", "output_names"]
 
 #: Graph inputs, in order: the normalized batch, then the detection settings.
 INPUT_NAMES = ("images", "conf_threshold", "iou_threshold", "top_k", "class_mask")
@@ -81,7 +81,9 @@ class DeploymentGraph(nn.Module):
         return outputs
 
 
-def build_graph(network: YolactNetwork, config: ModelConfig, max_detections: int | None, top_k: int | None, use_topk: bool) -> DeploymentGraph:
+def build_graph(
+    network: YolactNetwork, config: ModelConfig, max_detections: int | None, top_k: int | None, use_topk: bool
+) -> DeploymentGraph:
     """The graph with the config's detection limits unless overridden."""
     return DeploymentGraph(
         network,

@@ -9,13 +9,22 @@ alone is enough to predict. Torch-free.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from yolactpp.config import ModelConfig
 from yolactpp.errors import YolactppError
 
-__all__ = ["ExportError", "ExportFormatError", "ExportInfo", "FORMAT_KEY", "FORMAT_VALUE", "read_metadata", "write_metadata"]
+__all__ = [
+    "FORMAT_KEY",
+    "FORMAT_VALUE",
+    "ExportError",
+    "ExportFormatError",
+    "ExportInfo",
+    "read_metadata",
+    "write_metadata",
+]
 
 FORMAT_KEY = "yolactpp.format"
 #: Bumped when the graph's inputs/outputs change meaning.
@@ -80,7 +89,9 @@ def read_metadata(metadata: Mapping[str, str], source: str) -> tuple[ModelConfig
             "`yolactpp export -m WEIGHTS --format onnx|pt2 -o FILE`"
         )
     if marker != FORMAT_VALUE:
-        raise ExportFormatError(f"{source} is a yolactpp export of format {marker!r}; this yolactpp reads {FORMAT_VALUE!r}")
+        raise ExportFormatError(
+            f"{source} is a yolactpp export of format {marker!r}; this yolactpp reads {FORMAT_VALUE!r}"
+        )
     try:
         config = ModelConfig.from_dict(json.loads(metadata[_CONFIG_KEY]))
         settings: dict[str, Any] = json.loads(metadata[_EXPORT_KEY])

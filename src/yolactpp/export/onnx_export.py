@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from yolactpp.errors import InvalidArgumentError
 from yolactpp.export._trace import export_info, prepare_graph, trace
 from yolactpp.export.graph import INPUT_NAMES, output_names
 from yolactpp.export.metadata import ExportError, write_metadata
@@ -56,7 +57,9 @@ def translation_table(opset: int) -> dict[Any, Any]:
     return {torch.ops.yolactpp.deform_conv2d.default: _deform_conv_translation(opset)}
 
 
-_UNSUPPORTED = re.compile(r"(?:No ONNX function found for|Unsupported FX nodes:?)\s*[<{\[]?\s*(?:OpOverload\(op=')?([\w.:]+)")
+_UNSUPPORTED = re.compile(
+    r"(?:No ONNX function found for|Unsupported FX nodes:?)\s*[<{\[]?\s*(?:OpOverload\(op=')?([\w.:]+)"
+)
 
 
 def to_onnx(program: Any, path: Path, opset: int, input_names: list[str], output_names_: list[str]) -> Any:
@@ -77,18 +80,23 @@ def to_onnx(program: Any, path: Path, opset: int, input_names: list[str], output
         text = str(exc)
         found = _UNSUPPORTED.search(text) or re.search(r"\b(torch\.ops\.[\w.]+|[a-z_]\w*::\w+)", text)
         if found:
-            raise ExportError(f"cannot express the op {found.group(1)} in ONNX (opset {opset}): no translation exists") from exc
-        raise ExportError(f"ONNX export failed: {text.strip().splitlines()[0] if text.strip() else type(exc).__name__}") from exc
+            raise ExportError(
+                f"cannot express the op {found.group(1)} in ONNX (opset {opset}): no translation exists"
+            ) from exc
+        raise ExportError(
+            f"ONNX export failed: {text.strip().splitlines()[0] if text.strip() else type(exc).__name__}"
+        ) from exc
 
 
 def export_onnx(
-    model: "YolactPP",
+    model: YolactPP,
     path: str | os.PathLike[str],
     *,
     opset: int = DEFAULT_OPSET,
     dtype: str = "float32",
     max_detections: int | None = None,
     top_k: int | None = None,
+    deform_conv: str = "DeformConv",
 ) -> Path:
     """Write ``model`` as one ONNX file: normalized images ``[B, 3, S, S]`` in, padded detections out.
 
@@ -98,13 +106,19 @@ def export_onnx(
     metadata (:func:`yolactpp.export.load_exported` needs nothing else). ``dtype="float16"``
     stores half-precision weights for GPU runtimes (inputs stay float32; detection runs in
     float32). ``max_detections`` / ``top_k`` default to the config's and bound what ``predict`` accepts.
+    ``deform_conv="grid_sample"`` writes the DCN as ``GridSample`` + ``MatMul`` instead of
+    ``DeformConv``, for runtimes without that op (OpenVINO); same results, slower.
     """
     import onnx
 
     if opset < MIN_OPSET:
-        raise ValueError(f"opset must be >= {MIN_OPSET} (the first with DeformConv), got {opset}")
+        raise InvalidArgumentError(f"opset must be >= {MIN_OPSET} (the first with DeformConv), got {opset}")
+    if deform_conv not in ("DeformConv", "grid_sample"):
+        raise InvalidArgumentError(f"deform_conv must be 'DeformConv' or 'grid_sample', got {deform_conv!r}")
     path = Path(path)
-    graph = prepare_graph(model, dtype, max_detections, top_k, use_topk=True)
+    graph = prepare_graph(
+        model, dtype, max_detections, top_k, use_topk=True, grid_sample_dcn=deform_conv == "grid_sample"
+    )
     program = trace(graph)
     onnx_program = to_onnx(program, path, opset, list(INPUT_NAMES), list(output_names(model.config)))
     proto = onnx_program.model_proto

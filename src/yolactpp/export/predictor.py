@@ -10,12 +10,23 @@ from __future__ import annotations
 
 import itertools
 import os
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence, overload
+from typing import Any, overload
 
 import numpy as np
 
 from yolactpp.config import DetectConfig, ModelConfig
+from yolactpp.errors import (
+    InvalidArgumentError,
+    InvalidArgumentTypeError,
+    MissingDependencyError,
+    MissingFileError,
+    PredictionFailure,
+    YolactppWarning,
+    is_item_error,
+)
 from yolactpp.export.metadata import ExportFormatError, ExportInfo, read_metadata
 from yolactpp.numpy_ops import boxes_to_pixels, preprocess
 from yolactpp.predict_options import InvalidOptionError, PredictOptions
@@ -30,7 +41,7 @@ Runner = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
 class _Options:
     """:class:`~yolactpp.PredictOptions` resolved for an exported model, within its exported limits."""
 
-    def __init__(self, model: "ExportedModel", options: PredictOptions | None, kwargs: dict[str, Any]) -> None:
+    def __init__(self, model: ExportedModel, options: PredictOptions | None, kwargs: dict[str, Any]) -> None:
         opts = PredictOptions.build(options, **kwargs)
         info = model.info
         base = model.config.detect
@@ -44,7 +55,9 @@ class _Options:
         resolved = opts.resolve(defaults, model.config.class_names)
         s = resolved.settings
         if s.top_k > info.top_k:
-            raise InvalidOptionError(f"top_k={s.top_k} is above the {info.top_k} this file was exported with (export again with a larger top_k)")
+            raise InvalidOptionError(
+                f"top_k={s.top_k} is above the {info.top_k} this file was exported with (export again with a larger top_k)"
+            )
         if s.max_detections > info.max_detections:
             raise InvalidOptionError(
                 f"max_detections={s.max_detections} is above the {info.max_detections} this file was exported with "
@@ -105,7 +118,9 @@ class ExportedModel:
         Same options; ``top_k`` and ``max_detections`` may not exceed the exported values.
         """
         if isinstance(images, Iterator):
-            raise TypeError("predict takes one image or a list of images; use iter_predict for iterators and streams")
+            raise InvalidArgumentTypeError(
+                "predict takes one image or a list of images; use iter_predict for iterators and streams"
+            )
         single = not isinstance(images, (list, tuple))
         batch = [images] if single else list(images)
         resolved = _Options(self, options, kwargs)
@@ -115,13 +130,36 @@ class ExportedModel:
         return results[0] if single else results
 
     def iter_predict(
-        self, images: Iterable[ImageInput], batch_size: int = 1, options: PredictOptions | None = None, **kwargs: Any
-    ) -> Iterator[Detections]:
-        """Predict lazily over any iterable of images, ``batch_size`` at a time (see :meth:`yolactpp.YolactPP.iter_predict`)."""
+        self,
+        images: Iterable[ImageInput],
+        batch_size: int = 1,
+        options: PredictOptions | None = None,
+        *,
+        track: Any = False,
+        on_error: str = "raise",
+        **kwargs: Any,
+    ) -> Iterator[Any]:
+        """Predict lazily over any iterable of images, ``batch_size`` at a time.
+
+        Same arguments as :meth:`yolactpp.YolactPP.iter_predict` (``on_error``: ``"raise"``,
+        ``"skip"`` or ``"yield"`` for unreadable items; ``track``: ByteTrack ids).
+        """
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+            raise InvalidArgumentError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+        if on_error not in ("raise", "skip", "yield"):
+            raise InvalidArgumentError(f"on_error must be one of 'raise', 'skip', 'yield', got {on_error!r}")
         resolved = _Options(self, options, kwargs)
-        return self._iter_batches(iter(images), batch_size, resolved)
+        stream = self._iter_batches(iter(images), batch_size, resolved, on_error)
+        if track is False:
+            return stream
+        from yolactpp.tracking import Tracker
+
+        tracker = Tracker() if track is True else track
+        if not isinstance(tracker, Tracker):
+            raise InvalidArgumentTypeError(
+                f"track must be True, False or a yolactpp.tracking.Tracker, got {type(track).__name__}"
+            )
+        return (tracker.update(r) if isinstance(r, Detections) else r for r in stream)
 
     def input_feeds(
         self, images: Sequence[ImageInput], options: PredictOptions | None = None, **kwargs: Any
@@ -130,25 +168,62 @@ class ExportedModel:
         arrays = [to_rgb_array(image) for image in images]
         return _Options(self, options, kwargs).feeds(preprocess(arrays, self.config.preprocess))
 
-    def _iter_batches(self, images: Iterator[ImageInput], batch_size: int, options: _Options) -> Iterator[Detections]:
+    def _iter_batches(
+        self, images: Iterator[ImageInput], batch_size: int, options: _Options, on_error: str
+    ) -> Iterator[Any]:
+        start = 0
         while True:
             chunk = list(itertools.islice(images, batch_size))
             if not chunk:
                 return
-            yield from self._predict_batch(chunk, options)
+            if on_error == "raise":
+                yield from self._predict_batch(chunk, options)
+            else:
+                yield from self._predict_tolerant(chunk, start, options, keep_failures=on_error == "yield")
+            start += len(chunk)
+
+    def _predict_tolerant(
+        self, chunk: list[ImageInput], start: int, options: _Options, keep_failures: bool
+    ) -> Iterator[Any]:
+        """One batch where an unreadable item becomes a :class:`~yolactpp.errors.PredictionFailure` (or a warning)."""
+        read: list[tuple[int, np.ndarray]] = []
+        failures: dict[int, PredictionFailure] = {}
+        for i, image in enumerate(chunk):
+            try:
+                read.append((i, to_rgb_array(image)))
+            except Exception as exc:
+                if not is_item_error(exc):
+                    raise
+                failures[i] = PredictionFailure(start + i, _path_of(image), exc)
+        results = (
+            self._predict_read([a for _, a in read], [_path_of(chunk[i]) for i, _ in read], options) if read else []
+        )
+        by_position = {i: r for (i, _), r in zip(read, results)}
+        for i in range(len(chunk)):
+            if i in by_position:
+                yield by_position[i]
+            elif keep_failures:
+                yield failures[i]
+            else:
+                warnings.warn(f"skipped {failures[i].message}", YolactppWarning, stacklevel=3)
 
     def _predict_batch(self, batch: list[ImageInput], options: _Options) -> list[Detections]:
         arrays = [to_rgb_array(image) for image in batch]
+        return self._predict_read(arrays, [_path_of(image) for image in batch], options)
+
+    def _predict_read(self, arrays: list[np.ndarray], paths: list[str | None], options: _Options) -> list[Detections]:
         outputs = self._run(options.feeds(preprocess(arrays, self.config.preprocess)))
         results = []
-        for i, (image, array) in enumerate(zip(batch, arrays)):
+        for i, (array, path) in enumerate(zip(arrays, paths)):
             result = self._detections(outputs, i, array.shape[:2], options)
             result.image = array
-            result.path = str(image) if isinstance(image, (str, os.PathLike)) else None
+            result.path = path
             results.append(result)
         return results
 
-    def _detections(self, outputs: dict[str, np.ndarray], i: int, size: tuple[int, int], options: _Options) -> Detections:
+    def _detections(
+        self, outputs: dict[str, np.ndarray], i: int, size: tuple[int, int], options: _Options
+    ) -> Detections:
         n = min(int(outputs["count"][i]), options.settings.max_detections)
 
         def rows(name: str) -> np.ndarray:
@@ -171,11 +246,17 @@ class ExportedModel:
         return result
 
 
+def _path_of(image: ImageInput) -> str | None:
+    return str(image) if isinstance(image, (str, os.PathLike)) else None
+
+
 def _onnx_runner(path: Path, threads: int | None, providers: Sequence[str] | None) -> tuple[Runner, dict[str, str]]:
     try:
         import onnxruntime as ort
     except ImportError:
-        raise ImportError("predicting with .onnx files needs onnxruntime: pip install 'yolactpp[onnx]'") from None
+        raise MissingDependencyError(
+            "predicting with .onnx files needs onnxruntime: pip install 'yolactpp[onnx]'"
+        ) from None
     options = ort.SessionOptions()
     if threads is not None:
         options.intra_op_num_threads = threads
@@ -203,9 +284,13 @@ def _check_signature(run: Runner, info: ExportInfo, source: str) -> None:
     inputs = getattr(run, "input_names", None)
     outputs = getattr(run, "output_names", None)
     if inputs is not None and set(inputs) != set(info.inputs):
-        raise ExportFormatError(f"{source}: graph inputs {sorted(inputs)} do not match its metadata {list(info.inputs)}")
+        raise ExportFormatError(
+            f"{source}: graph inputs {sorted(inputs)} do not match its metadata {list(info.inputs)}"
+        )
     if outputs is not None and list(outputs) != list(info.outputs):
-        raise ExportFormatError(f"{source}: graph outputs {list(outputs)} do not match its metadata {list(info.outputs)}")
+        raise ExportFormatError(
+            f"{source}: graph outputs {list(outputs)} do not match its metadata {list(info.outputs)}"
+        )
 
 
 def load_exported(
@@ -223,7 +308,7 @@ def load_exported(
     """
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"exported model not found: {p}")
+        raise MissingFileError(f"exported model not found: {p}")
     with open(p, "rb") as f:
         head = f.read(4)
     if head.startswith(b"PK"):  # a zip archive: an AOTInductor package

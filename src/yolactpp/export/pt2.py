@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from yolactpp.errors import InvalidArgumentError
 from yolactpp.export._trace import export_info, prepare_graph, trace
 from yolactpp.export.metadata import ExportError, ExportFormatError, write_metadata
 
@@ -25,7 +26,7 @@ __all__ = ["export_pt2", "pt2_runner"]
 
 
 def export_pt2(
-    model: "YolactPP",
+    model: YolactPP,
     path: str | os.PathLike[str],
     *,
     dtype: str = "float32",
@@ -40,7 +41,7 @@ def export_pt2(
     """
     path = Path(path)
     if path.suffix != ".pt2":
-        raise ValueError(f"AOTInductor packages must end in .pt2, got {path.name}")
+        raise InvalidArgumentError(f"AOTInductor packages must end in .pt2, got {path.name}")
     graph = prepare_graph(model, dtype, max_detections, top_k, use_topk=False).to(device)
     program = trace(graph)
     metadata = write_metadata(model.config, export_info(graph, "pt2", dtype, None))
@@ -51,7 +52,9 @@ def export_pt2(
         )
     except Exception as exc:
         text = str(exc).strip()
-        raise ExportError(f"AOTInductor could not compile {model.config.name}: {text.splitlines()[0] if text else type(exc).__name__}") from exc
+        raise ExportError(
+            f"AOTInductor could not compile {model.config.name}: {text.splitlines()[0] if text else type(exc).__name__}"
+        ) from exc
     return path
 
 
@@ -69,7 +72,9 @@ def pt2_runner(path: Path, threads: int | None = None, device: str | None = None
         metadata = dict(compiled.get_metadata())
     except Exception as exc:
         text = str(exc).strip()
-        raise ExportFormatError(f"{path} is not a loadable AOTInductor package: {text.splitlines()[0] if text else type(exc).__name__}") from None
+        raise ExportFormatError(
+            f"{path} is not a loadable AOTInductor package: {text.splitlines()[0] if text else type(exc).__name__}"
+        ) from None
     names: list[str] = []
     target = torch.device(device) if device is not None else torch.device("cpu")
 

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import torch
 
-from yolactpp.config import AnchorConfig
+from yolactpp.config import AnchorConfig, ConfigError
 
 __all__ = ["make_priors"]
 
@@ -44,6 +44,6 @@ def make_priors(
     size, not the feature size.
     """
     if len(feature_sizes) != len(anchors.scales):
-        raise ValueError(f"{len(feature_sizes)} feature maps but anchors for {len(anchors.scales)} levels")
+        raise ConfigError(f"{len(feature_sizes)} feature maps but anchors for {len(anchors.scales)} levels")
     levels = [_level_priors(anchors, i, h, w, input_size) for i, (h, w) in enumerate(feature_sizes)]
     return torch.from_numpy(np.concatenate(levels, axis=0)).to(device=device, dtype=dtype)

@@ -10,6 +10,7 @@ for the torch in this environment when the installation came without them.
 from yolactpp.ops._loader import (
     BackendInfo,
     NativeOpsFallbackWarning,
+    OpsUnavailableError,
     backend_info,
     get_backend,
     set_backend,
@@ -21,6 +22,7 @@ from yolactpp.ops.fast_nms import fast_nms, fast_nms_reference
 __all__ = [
     "BackendInfo",
     "NativeOpsFallbackWarning",
+    "OpsUnavailableError",
     "backend_info",
     "deform_conv2d",
     "fast_nms",

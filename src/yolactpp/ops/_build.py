@@ -16,12 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from yolactpp.errors import YolactppError
 from yolactpp.ops import _build_config, _library
 
 __all__ = ["BuildFailed", "BuildPlan", "build", "plan"]
 
 
-class BuildFailed(RuntimeError):
+class BuildFailed(YolactppError, RuntimeError):
     """The native ops could not be built here; the message says why and what to do."""
 
 

@@ -21,12 +21,13 @@ from typing import Literal
 
 import torch
 
-from yolactpp.errors import YolactppWarning
+from yolactpp.errors import InvalidArgumentError, YolactppError, YolactppWarning
 from yolactpp.ops import _build_config, _library, _selfcheck
 
 __all__ = [
     "BackendInfo",
     "NativeOpsFallbackWarning",
+    "OpsUnavailableError",
     "backend_info",
     "get_backend",
     "native_available",
@@ -51,6 +52,11 @@ class NativeOpsFallbackWarning(YolactppWarning):
     """
 
 
+class OpsUnavailableError(YolactppError, RuntimeError):
+    """The native backend was requested (``set_backend("native")``, ``YOLACTPP_OPS=native``) but its
+    kernels are not available for this device or build."""
+
+
 _lock = threading.Lock()
 _state: dict[str, object] = {
     "tried": False,
@@ -67,7 +73,7 @@ _checks_warned: set[tuple[str, str]] = set()
 def _initial_backend() -> str:
     value = os.environ.get(ENV_BACKEND, "auto").strip().lower() or "auto"
     if value not in _VALID:
-        raise ValueError(f"{ENV_BACKEND}={value!r} is not one of {', '.join(_VALID)}")
+        raise InvalidArgumentError(f"{ENV_BACKEND}={value!r} is not one of {', '.join(_VALID)}")
     return value
 
 
@@ -81,9 +87,9 @@ def get_backend() -> str:
 def set_backend(backend: Backend) -> None:
     """Choose the op backend for this process (also settable with ``YOLACTPP_OPS``)."""
     if backend not in _VALID:
-        raise ValueError(f"backend must be one of {', '.join(_VALID)}, got {backend!r}")
+        raise InvalidArgumentError(f"backend must be one of {', '.join(_VALID)}, got {backend!r}")
     if backend == "native" and not native_available():
-        raise RuntimeError(f"the native yolactpp ops are not available: {_state['reason']}")
+        raise OpsUnavailableError(f"the native yolactpp ops are not available: {_state['reason']}")
     get_backend()
     _backend[0] = backend
 
@@ -192,14 +198,14 @@ def _decide(op: str, device: str) -> bool:
     dev = torch.device(device)
     available = _has_kernel(op, dev.type)
     if backend == "native" and not available:
-        raise RuntimeError(
+        raise OpsUnavailableError(
             f"backend 'native' was requested but yolactpp::{op} has no {dev.type} kernel: {_state['reason']}"
         )
     if available and dev.type in _selfcheck.DEVICE_TYPES:
         failure = _selfcheck.verify(op, dev)
         if failure is not None:
             if backend == "native":
-                raise RuntimeError(
+                raise OpsUnavailableError(
                     f"backend 'native' was requested but yolactpp::{op} failed its self-check on {dev}: {failure}"
                 )
             available = False

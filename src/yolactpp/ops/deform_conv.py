@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 import torchvision
 
+from yolactpp.errors import InvalidArgumentError
 from yolactpp.ops._loader import use_native
 
 __all__ = ["deform_conv2d"]
@@ -14,8 +15,15 @@ def _pair(value: int | tuple[int, int], name: str) -> tuple[int, int]:
     if isinstance(value, int):
         return value, value
     if len(value) != 2:
-        raise ValueError(f"{name} must be an int or a pair, got {value!r}")
+        raise InvalidArgumentError(f"{name} must be an int or a pair, got {value!r}")
     return int(value[0]), int(value[1])
+
+
+def _nan_outside(offset: torch.Tensor) -> torch.Tensor:
+    """NaN offsets -> -inf: the tap samples outside the map and reads zero, which is what the native
+    kernel does with NaN. torchvision's kernels would turn a NaN position into a memory index (its
+    CPU kernel crashes the process); -inf is outside for them too, with zero gradient."""
+    return offset.masked_fill(torch.isnan(offset), float("-inf"))
 
 
 def deform_conv2d(
@@ -32,13 +40,14 @@ def deform_conv2d(
 
     ``offset`` holds, per offset group and kernel tap k, the pair (dy, dx) at channels 2k, 2k+1;
     ``mask`` (already passed through a sigmoid by the caller) modulates each tap. Runs the native
-    kernel when available and no gradient is needed, else torchvision's implementation.
+    kernel when available and no gradient is needed, else torchvision's implementation. A NaN
+    offset makes its tap read zero on every path (torchvision would crash on it).
     """
     stride_ = _pair(stride, "stride")
     padding_ = _pair(padding, "padding")
     dilation_ = _pair(dilation, "dilation")
     if input.dim() == 4 and input.shape[1] == 0:  # torchvision would divide by zero groups (SIGFPE)
-        raise ValueError(f"deform_conv2d: input has no channels: {list(input.shape)}")
+        raise InvalidArgumentError(f"deform_conv2d: input has no channels: {list(input.shape)}")
     needs_grad = torch.is_grad_enabled() and any(
         t is not None and t.requires_grad for t in (input, offset, weight, bias, mask)
     )
@@ -60,6 +69,7 @@ def deform_conv2d(
                 cast(input), cast(offset), cast(weight), cast(bias),  # type: ignore[arg-type]
                 stride_, padding_, dilation_, cast(mask),
             )
+    offset = _nan_outside(offset)
     if input.dtype in (torch.bfloat16, torch.float16) and input.device.type == "cpu":
         # torchvision has no half-precision CPU kernel: compute in float32, hand back the input dtype.
         def up(t: torch.Tensor | None) -> torch.Tensor | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from yolactpp.errors import InvalidArgumentError
 from yolactpp.ops._loader import use_native
 
 __all__ = ["fast_nms", "fast_nms_reference", "pairwise_iou"]
@@ -27,11 +28,11 @@ def pairwise_iou(boxes: torch.Tensor) -> torch.Tensor:
 
 def _check(boxes: torch.Tensor, scores: torch.Tensor, top_k: int, max_detections: int) -> None:
     if boxes.dim() != 2 or boxes.shape[1] != 4:
-        raise ValueError(f"boxes must be [K, 4], got {list(boxes.shape)}")
+        raise InvalidArgumentError(f"boxes must be [K, 4], got {list(boxes.shape)}")
     if scores.dim() != 2 or scores.shape[1] != boxes.shape[0]:
-        raise ValueError(f"scores must be [C, K] with K = {boxes.shape[0]} boxes, got {list(scores.shape)}")
+        raise InvalidArgumentError(f"scores must be [C, K] with K = {boxes.shape[0]} boxes, got {list(scores.shape)}")
     if top_k < 1 or max_detections < 0:
-        raise ValueError(f"top_k must be >= 1 and max_detections >= 0, got {top_k}, {max_detections}")
+        raise InvalidArgumentError(f"top_k must be >= 1 and max_detections >= 0, got {top_k}, {max_detections}")
 
 
 def fast_nms_reference(

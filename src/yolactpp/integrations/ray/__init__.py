@@ -10,11 +10,13 @@ Needs Ray Data (``pip install 'yolactpp[ray]'``); importing ``yolactpp`` alone n
 
 from __future__ import annotations
 
+from yolactpp.errors import MissingDependencyError
+
 try:
     import pyarrow  # noqa: F401
     import ray.data  # noqa: F401
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess by the tests
-    raise ImportError(
+    raise MissingDependencyError(
         f"yolactpp.integrations.ray needs Ray Data, which is not installed ({exc}): "
         "pip install 'yolactpp[ray]'  (or: pip install 'ray[data]')"
     ) from exc

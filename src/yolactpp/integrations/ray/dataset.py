@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import ray
 import ray.data
 
+from yolactpp.errors import InvalidArgumentError
 from yolactpp.integrations.ray.predictor import Predictor, _torch_dtype
 from yolactpp.predict_options import PredictOptions
 
@@ -49,10 +50,10 @@ def _actor_pool(concurrency: int | tuple[int, int] | None, num_gpus: float, cpus
     if isinstance(concurrency, tuple) and len(concurrency) == 2 and all(isinstance(c, int) for c in concurrency):
         low, high = concurrency
         if not 1 <= low <= high:
-            raise ValueError(f"concurrency (min, max) must satisfy 1 <= min <= max, got {concurrency}")
+            raise InvalidArgumentError(f"concurrency (min, max) must satisfy 1 <= min <= max, got {concurrency}")
         return ray.data.ActorPoolStrategy(min_size=low, max_size=high)
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-        raise ValueError(f"concurrency must be an integer >= 1 or a (min, max) pair, got {concurrency!r}")
+        raise InvalidArgumentError(f"concurrency must be an integer >= 1 or a (min, max) pair, got {concurrency!r}")
     return ray.data.ActorPoolStrategy(size=concurrency)
 
 
@@ -98,11 +99,11 @@ def predict_dataset(
     """
     predict_options = PredictOptions.build(options, **option_kwargs)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+        raise InvalidArgumentError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     if isinstance(cpus_per_actor, bool) or not isinstance(cpus_per_actor, int) or cpus_per_actor < 1:
-        raise ValueError(f"cpus_per_actor must be an integer >= 1, got {cpus_per_actor!r}")
+        raise InvalidArgumentError(f"cpus_per_actor must be an integer >= 1, got {cpus_per_actor!r}")
     if not num_gpus >= 0:
-        raise ValueError(f"num_gpus must be >= 0, got {num_gpus!r}")
+        raise InvalidArgumentError(f"num_gpus must be >= 0, got {num_gpus!r}")
     _torch_dtype(dtype)
     pool = _actor_pool(concurrency, num_gpus, cpus_per_actor)
     constructor = dict(model=_model_reference(model), config=config, device=device, dtype=dtype, num_threads=cpus_per_actor)

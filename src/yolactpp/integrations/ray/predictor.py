@@ -1,8 +1,9 @@
 """``Predictor``: the callable class ``Dataset.map_batches`` runs in each actor.
 
 It loads the model once, in the actor, and turns each batch of images into result rows
-(:mod:`yolactpp.integrations.ray.schema`). An image that cannot be read or predicted becomes an
-error row naming it, so one bad file never fails the job.
+(:mod:`yolactpp.integrations.ray.schema`). An image that cannot be read or predicted (an error
+for which :func:`yolactpp.errors.is_item_error` holds) becomes an error row naming it, so one bad
+file never fails the job; any other exception is a bug and fails it.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 import pyarrow as pa
 
-from yolactpp.predict_options import PredictOptions
+from yolactpp.errors import InvalidArgumentError, InvalidArgumentTypeError, is_item_error
 from yolactpp.integrations.ray.schema import detection_row, error_row, rows_to_table
+from yolactpp.predict_options import PredictOptions
 
 if TYPE_CHECKING:
     import torch
@@ -34,7 +36,7 @@ def _torch_dtype(dtype: "str | torch.dtype") -> "torch.dtype":
     if isinstance(dtype, torch.dtype):
         return dtype
     if dtype not in _DTYPES:
-        raise ValueError(f"dtype must be one of {', '.join(_DTYPES)} (or a torch.dtype), got {dtype!r}")
+        raise InvalidArgumentError(f"dtype must be one of {', '.join(_DTYPES)} (or a torch.dtype), got {dtype!r}")
     return getattr(torch, dtype)
 
 
@@ -44,7 +46,7 @@ def _column_lists(batch: Any) -> dict[str, Sequence[Any]]:
         return dict(batch)
     if hasattr(batch, "columns") and hasattr(batch, "to_dict"):  # pandas
         return {str(c): batch[c].to_numpy() for c in batch.columns}
-    raise TypeError(
+    raise InvalidArgumentTypeError(
         f"Predictor takes numpy or pandas batches, got {type(batch).__name__}; "
         "use map_batches(..., batch_format='numpy')"
     )
@@ -59,7 +61,7 @@ def _message(exc: BaseException, label: str) -> str:
     from yolactpp.preprocess import InvalidImageError
 
     text = " ".join(str(exc).split()) or type(exc).__name__
-    if not isinstance(exc, InvalidImageError):
+    if not isinstance(exc, InvalidImageError):  # name the kind of failure when the message does not
         text = f"{type(exc).__name__}: {text}"
     return text if label in text else f"{label}: {text}"
 
@@ -101,7 +103,7 @@ class Predictor:
 
         if num_threads is not None:
             if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
-                raise ValueError(f"num_threads must be an integer >= 1, got {num_threads!r}")
+                raise InvalidArgumentError(f"num_threads must be an integer >= 1, got {num_threads!r}")
             torch.set_num_threads(num_threads)
         target = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model: YolactPP = YolactPP.from_pretrained(model, config=config, device=target, dtype=_torch_dtype(dtype))
@@ -113,7 +115,7 @@ class Predictor:
         columns = _column_lists(batch)
         source = next((name for name in ("bytes", "image", "path") if name in columns), None)
         if source is None:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"batch has columns {sorted(columns)}; expected 'bytes' (read_binary_files), "
                 "'image' (read_images) or 'path' (image files)"
             )
@@ -129,7 +131,9 @@ class Predictor:
         for i, value in enumerate(values):
             try:
                 arrays[i] = self._to_array(source, value, paths[i] or ids[i])
-            except Exception as exc:  # any unreadable image becomes an error row, never a failed job
+            except Exception as exc:  # an unreadable image becomes an error row, never a failed job
+                if not is_item_error(exc):
+                    raise  # a bug: fail the job with its traceback
                 rows[i] = error_row(ids[i], paths[i], _message(exc, paths[i] or ids[i]))
         for i, row in self._predict(arrays, ids, paths).items():
             rows[i] = row
@@ -158,6 +162,8 @@ class Predictor:
                 try:
                     det = self.model.predict(arrays[i], self.options)
                 except Exception as exc:
+                    if not is_item_error(exc):
+                        raise
                     label = paths[i] or ids[i]
                     rows[i] = error_row(ids[i], paths[i], _message(exc, label), arrays[i].shape[:2])
                 else:

@@ -1,0 +1,70 @@
+"""Keeping predictions and conversions of one model apart.
+
+One :class:`~yolactpp.YolactPP` may serve ``predict`` / ``iter_predict`` from many threads at once
+(inference only reads the weights). Converting it (``model.to(...)``, ``.cuda()``, ``.half()``,
+...) changes those weights in place, so it must not overlap a prediction: :class:`UseGuard` counts
+the predictions in flight and refuses, with :class:`ModelBusyError`, a conversion that would
+overlap one, or a prediction that would overlap a conversion, instead of letting torch fail deep
+inside (or, worse, mix old and new weights).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from yolactpp.errors import YolactppError
+
+__all__ = ["ModelBusyError", "UseGuard"]
+
+
+class ModelBusyError(YolactppError, RuntimeError):
+    """A model was converted while predicting in another thread, or asked to predict while being converted."""
+
+
+class UseGuard:
+    """Counts the predictions running on one model and marks its conversions (cheap: one lock)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running = 0
+        self._converting = False
+
+    def __reduce__(self) -> tuple[type, tuple[()]]:  # copies and pickles get a fresh, idle guard
+        return (UseGuard, ())
+
+    @contextmanager
+    def predicting(self) -> Iterator[None]:
+        """Held for the length of one batch's prediction."""
+        with self._lock:
+            if self._converting:
+                raise ModelBusyError(
+                    "the model is being converted (model.to(...) or similar) in another thread; "
+                    "predict after the conversion has returned"
+                )
+            self._running += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._running -= 1
+
+    @contextmanager
+    def converting(self) -> Iterator[None]:
+        """Held while the weights are converted in place."""
+        with self._lock:
+            if self._running:
+                raise ModelBusyError(
+                    f"cannot convert the model while {self._running} prediction(s) run on it in other threads: "
+                    "model.to(...) changes the model in place; convert it before sharing it, or convert a "
+                    "copy (copy.deepcopy(model).to(...))"
+                )
+            if self._converting:
+                raise ModelBusyError("the model is already being converted in another thread")
+            self._converting = True
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._converting = False
