@@ -136,6 +136,9 @@ def test_onnx_stream_and_option_errors(onnx_path: Path, images: list[np.ndarray]
     assert [d.image_size for d in stream] == [(120, 160), (90, 70)] * 2
     tolerant = list(exported.iter_predict([images[0], "missing.png", images[1]], batch_size=2, on_error="yield"))
     assert [type(r).__name__ for r in tolerant] == ["Detections", "PredictionFailure", "Detections"]
+    pytest.importorskip("trackers")
+    tracked = list(exported.iter_predict(iter([images[0]] * 2), track=True))  # the same surface as YolactPP
+    assert all(isinstance(d.track_ids, np.ndarray) and len(d.track_ids) == len(d) for d in tracked)
     with pytest.raises(ValueError, match="max_detections=150 is above the 100"):
         exported.predict(images[0], max_detections=150)
     with pytest.raises(ValueError, match="unknown class"):

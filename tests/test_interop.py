@@ -159,3 +159,34 @@ def test_tracked_plot_labels_carry_the_track_id() -> None:
     plain = np.asarray(det.plot(image, masks=False))
     tracked = np.asarray(det._replace(track_ids=torch.tensor([12])).plot(image, masks=False))
     assert (plain != tracked).any()  # "#12 thing 0.90" differs from "thing 0.90"
+
+
+def test_predict_images_writes_a_coco_polygon_dataset_and_a_csv(square_path, v1_checkpoint, tmp_path) -> None:
+    import csv
+    import json
+    import shutil
+
+    from pycocotools.coco import COCO
+
+    from yolactpp.cli import main
+
+    images = tmp_path / "images"
+    images.mkdir()
+    shutil.copy(square_path, images / "000000000042.png")  # a COCO-style name: image id 42
+    out = tmp_path / "out"
+    args = ["predict", str(images), "-m", str(v1_checkpoint), "-o", str(out), "--score-threshold", "0.5"]
+    assert main([*args, "--save-polygons", "--save-csv", "--no-plot", "-q"]) == 0
+    result = json.loads((out / "000000000042.json").read_text())
+    dataset = COCO(str(out / "annotations.json"))  # what labelling tools import
+    assert dataset.getImgIds() == [42] and dataset.imgs[42]["file_name"] == "000000000042.png"
+    assert len(dataset.getCatIds()) == 80 and dataset.cats[1]["name"] == "person"
+    annotations = dataset.loadAnns(dataset.getAnnIds())
+    assert 0 < len(annotations) <= len(result["detections"])
+    for annotation in annotations:
+        assert isinstance(annotation["segmentation"], list) and annotation["iscrowd"] == 0
+        assert dataset.annToMask(annotation).sum() > 0  # pycocotools rasterises every polygon
+    with open(out / "detections.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == len(result["detections"])
+    assert [r["class_name"] for r in rows] == [d["class_name"] for d in result["detections"]]
+    assert {r["image_id"] for r in rows} == {"42"} and rows[0]["image"].endswith("000000000042.png")

@@ -360,16 +360,9 @@ class YolactPP(nn.Module):
         stream = self._iter_batches(iter(images), batch_size, resolved, on_error)
         if track is False:
             return stream
-        from yolactpp.tracking import Tracker
+        from yolactpp.tracking import with_tracks
 
-        if track is True:
-            track = Tracker()
-        elif not isinstance(track, Tracker):
-            raise InvalidArgumentTypeError(
-                f"track must be True, False or a yolactpp.tracking.Tracker, got {type(track).__name__}"
-            )
-        tracker = track
-        return (tracker.update(r) if isinstance(r, Detections) else r for r in stream)  # failures are not frames
+        return with_tracks(stream, track)
 
     def _iter_batches(
         self, images: Iterator[ImageInput], batch_size: int, options: ResolvedOptions, on_error: OnError

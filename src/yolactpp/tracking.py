@@ -8,14 +8,15 @@ detection of the first frame, and the first frame of each new object.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
-from yolactpp.errors import MissingDependencyError
+from yolactpp.errors import InvalidArgumentTypeError, MissingDependencyError
 from yolactpp.results import Detections, _is_tensor
 
-__all__ = ["Tracker"]
+__all__ = ["Tracker", "with_tracks"]
 
 
 def _import_trackers() -> Any:
@@ -68,3 +69,19 @@ class Tracker:
     def reset(self) -> None:
         """Forget every track (before a new video)."""
         self._tracker.reset()
+
+
+def with_tracks(stream: Iterator[Any], track: "bool | Tracker") -> Iterator[Any]:
+    """``stream`` with track ids when ``track`` is ``True`` (a new :class:`Tracker`) or a tracker;
+    unchanged when ``False``. The ``track`` argument of every ``iter_predict``; items that are not
+    :class:`Detections` (a ``PredictionFailure`` with ``on_error="yield"``) pass through untracked."""
+    if track is False:
+        return stream
+    if track is True:
+        track = Tracker()
+    elif not isinstance(track, Tracker):
+        raise InvalidArgumentTypeError(
+            f"track must be True, False or a yolactpp.tracking.Tracker, got {type(track).__name__}"
+        )
+    tracker = track
+    return (tracker.update(r) if isinstance(r, Detections) else r for r in stream)  # failures are not frames

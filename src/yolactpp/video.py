@@ -151,16 +151,25 @@ class VideoWriter:
         self._stream.pix_fmt = "yuv420p"
         self._av = av
         self.frames_written = 0
+        self._rate = rate
+        self._last_pts = -1
 
-    def write(self, frame: np.ndarray) -> None:
-        """Append one RGB uint8 ``[H, W, 3]`` frame (the size given at construction)."""
+    def write(self, frame: np.ndarray, time: float | None = None) -> None:
+        """Append one RGB uint8 ``[H, W, 3]`` frame (the size given at construction).
+
+        ``time`` (seconds from the start) places the frame on the timeline, so a stream with
+        dropped frames plays at its real speed (each frame shows until the next); by default
+        frames follow each other at the frame rate."""
         h, w = frame.shape[:2]
         if (h + h % 2, w + w % 2) != (self.height, self.width):
             raise VideoError(f"frame is {w} x {h}, the video {self.width} x {self.height}")
         if (h, w) != (self.height, self.width):
             frame = np.pad(frame, ((0, self.height - h), (0, self.width - w), (0, 0)), mode="edge")
         video_frame = self._av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
-        video_frame.pts = self.frames_written
+        pts = self._last_pts + 1
+        if time is not None:
+            pts = max(pts, round(time * self._rate))
+        video_frame.pts = self._last_pts = pts
         for packet in self._stream.encode(video_frame):
             self._container.mux(packet)
         self.frames_written += 1

@@ -214,14 +214,16 @@ class _CocoDataset:
         self.annotations: list[dict[str, Any]] = []
 
     def add(self, path: Path, image_id: int, det: Any) -> None:
+        import numpy as np
+
         from yolactpp.polygons import polygon_area
 
         height, width = det.image_size
         self.images.append({"id": image_id, "file_name": path.name, "width": width, "height": height})
-        for record, outlines in zip(det.to_coco(image_id, polygons=True, skip_empty=False), det.polygons()):
+        for record in det.to_coco(image_id, polygons=True, skip_empty=False):
             if not isinstance(record["segmentation"], list):
                 continue  # a mask too small to outline
-            area = sum(polygon_area(p) for p in outlines)
+            area = sum(polygon_area(np.reshape(p, (-1, 2))) for p in record["segmentation"])
             self.annotations.append({"id": len(self.annotations) + 1, "iscrowd": 0, "area": round(area, 2), **record})
 
     def finish(self, class_names: tuple[str, ...]) -> dict[str, Any]:
@@ -295,6 +297,7 @@ def _run_video(model: Any, source: str, name: str, out: Path, args: argparse.Nam
     """Predict every frame of a video or live source; returns False when Ctrl-C stopped it."""
     import numpy as np
 
+    from yolactpp.polygons import polygons_to_coco
     from yolactpp.video import VideoWriter
 
     track: Any = False
@@ -320,7 +323,7 @@ def _run_video(model: Any, source: str, name: str, out: Path, args: argparse.Nam
                 record.pop("path")
                 if args.save_polygons:
                     for row, outlines in zip(record["detections"], det.polygons()):
-                        row["polygons"] = [[round(float(v), 2) for v in p.reshape(-1)] for p in outlines]
+                        row["polygons"] = polygons_to_coco(outlines)
                 lines.write(json.dumps({"frame": index, "time": round(seconds, 6), **record}) + "\n")
                 if args.save_csv:
                     tables.append(_table(det, frame=index, time=seconds))
@@ -328,7 +331,7 @@ def _run_video(model: Any, source: str, name: str, out: Path, args: argparse.Nam
                     image = np.asarray(det.plot())
                     if writer is None:
                         writer = VideoWriter(out / f"{name}.mp4", frames.fps, image.shape[1], image.shape[0])
-                    writer.write(image)
+                    writer.write(image, seconds if frames.live is not None else None)
                 done += 1
     except KeyboardInterrupt:
         interrupted = True

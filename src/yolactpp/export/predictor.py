@@ -13,7 +13,7 @@ import os
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 
@@ -32,6 +32,9 @@ from yolactpp.numpy_ops import boxes_to_pixels, preprocess
 from yolactpp.predict_options import InvalidOptionError, PredictOptions
 from yolactpp.preprocess import ImageInput, to_rgb_array
 from yolactpp.results import Detections
+
+if TYPE_CHECKING:
+    from yolactpp.tracking import Tracker
 
 __all__ = ["ExportedModel", "load_exported"]
 
@@ -135,7 +138,7 @@ class ExportedModel:
         batch_size: int = 1,
         options: PredictOptions | None = None,
         *,
-        track: Any = False,
+        track: "bool | Tracker" = False,
         on_error: str = "raise",
         **kwargs: Any,
     ) -> Iterator[Any]:
@@ -152,14 +155,9 @@ class ExportedModel:
         stream = self._iter_batches(iter(images), batch_size, resolved, on_error)
         if track is False:
             return stream
-        from yolactpp.tracking import Tracker
+        from yolactpp.tracking import with_tracks
 
-        tracker = Tracker() if track is True else track
-        if not isinstance(tracker, Tracker):
-            raise InvalidArgumentTypeError(
-                f"track must be True, False or a yolactpp.tracking.Tracker, got {type(track).__name__}"
-            )
-        return (tracker.update(r) if isinstance(r, Detections) else r for r in stream)
+        return with_tracks(stream, track)
 
     def input_feeds(
         self, images: Sequence[ImageInput], options: PredictOptions | None = None, **kwargs: Any
