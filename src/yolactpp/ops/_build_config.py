@@ -123,7 +123,7 @@ def locate_cuda_home() -> None:
         return
     nvcc = shutil.which("nvcc")
     guesses = [os.path.dirname(os.path.dirname(os.path.realpath(nvcc)))] if nvcc else []
-    for home in guesses + ["/usr/local/cuda"]:
+    for home in [*guesses, "/usr/local/cuda"]:
         if os.path.exists(os.path.join(home, "include", "cuda_runtime_api.h")):
             os.environ["CUDA_HOME"] = home
             return

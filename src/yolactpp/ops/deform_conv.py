@@ -76,7 +76,7 @@ def deform_conv2d(
             return None if t is None else t.float()
 
         out = torchvision.ops.deform_conv2d(
-            input.float(), up(offset), up(weight), up(bias),  # type: ignore[arg-type]
+            input.float(), up(offset), up(weight), up(bias),
             stride=stride_, padding=padding_, dilation=dilation_, mask=up(mask),
         )
         return out.to(input.dtype)
