@@ -103,7 +103,23 @@ def time_runs(fns: dict[str, Callable[[Any], Any]], image: Any, reps: int, warmu
     return times
 
 
+def build_exported(path: str, threads: int | None = None) -> Callable[[Any], Any]:
+    """An exported / quantized ``.onnx`` file on onnxruntime (``load_exported``)."""
+    import torch
+
+    from yolactpp.export import load_exported
+
+    net = load_exported(path, threads=threads or torch.get_num_threads())
+
+    def run(image: Any) -> Any:
+        return net.predict(image).masks
+
+    return run
+
+
 def _make(spec: dict[str, Any]) -> Callable[[Any], Any]:
+    if spec["kind"] == "onnx":
+        return build_exported(spec["path"])
     if spec["kind"] == "maskrcnn":
         return build_maskrcnn(spec["dtype"], spec["channels_last"])
     return build_yolact(spec["model"], Path(spec["checkpoint"]), spec["dtype"], spec["channels_last"], spec["fold"])

@@ -35,6 +35,8 @@ from yolactpp.results import Detections
 from yolactpp.serialization import save_pretrained
 
 if TYPE_CHECKING:
+    from yolactpp.export.predictor import ExportedModel
+    from yolactpp.quantize.calibration import CalibrationSource
     from yolactpp.tracking import Tracker
 
 __all__ = ["YolactPP"]
@@ -290,6 +292,31 @@ class YolactPP(nn.Module):
         if format == "pt2":
             return exporters.export_pt2(self, path, **kwargs)
         raise InvalidArgumentError(f"format must be 'onnx' or 'pt2', got {format!r}")
+
+    def quantize(
+        self,
+        calibration_images: CalibrationSource = None,
+        *,
+        count: int | None = None,
+        path: str | os.PathLike[str] | None = None,
+        progress: bool = True,
+        threads: int | None = None,
+    ) -> ExportedModel:
+        """An int8 copy of this model for the CPU, with the same ``predict`` / ``iter_predict``.
+
+        The model is exported to ONNX, its activation ranges measured on ``calibration_images``
+        (a folder, an image file, a list or any iterable of images as ``predict`` takes them; at
+        most ``count``, default 32; ``None``: five public-domain photographs shipped with
+        scikit-image) and quantized by onnxruntime (``pip install 'yolactpp[int8]'``). The result
+        is an ONNX file at ``path`` (default: a temporary file kept while the returned model
+        lives; ``.save(path)`` copies it) that ``load_exported`` and ``yolactpp predict -m`` read
+        without recalibrating. ``threads`` caps onnxruntime's threads. Warns
+        (:class:`~yolactpp.quantize.SlowInt8Warning`) on a CPU without int8 dot-product
+        instructions, where int8 does not pay. See docs/performance.md for speed and accuracy.
+        """
+        from yolactpp.quantize import quantize_model
+
+        return quantize_model(self, calibration_images, count=count, path=path, progress=progress, threads=threads)
 
     @override
     def extra_repr(self) -> str:

@@ -19,8 +19,16 @@ def tree(root: Path, *files: str) -> Path:
 
 def test_sources_are_chosen_by_folder(tmp_path: Path) -> None:
     root = tree(
-        tmp_path, "module.cpp", "op/op.cpp", "op/op.h", "op/cpu/op_kernel.cpp", "op/autocast/op_autocast.cpp",
-        "op/cuda/op_kernel.cu", "op/cuda/x_cuda.cpp", "op/cuda/helper.h", "other/cuda/anything.cpp",
+        tmp_path,
+        "module.cpp",
+        "op/op.cpp",
+        "op/op.h",
+        "op/cpu/op_kernel.cpp",
+        "op/autocast/op_autocast.cpp",
+        "op/cuda/op_kernel.cu",
+        "op/cuda/x_cuda.cpp",
+        "op/cuda/helper.h",
+        "other/cuda/anything.cpp",
     )
     cpu = {Path(p).relative_to(root).as_posix() for p in _build_config.op_sources(False, root)}
     cuda = {Path(p).relative_to(root).as_posix() for p in _build_config.op_sources(True, root)}
@@ -65,7 +73,8 @@ def test_requested_arch_list_is_passed_through(requested: str) -> None:
 
 def test_build_defines_record_torch_and_refuse_unsafe_values() -> None:
     assert _build_config.build_defines("2.14.1+cu130", "13.0") == [
-        "-DYOLACTPP_BUILD_TORCH=2.14.1+cu130", "-DYOLACTPP_BUILD_CUDA=13.0"
+        "-DYOLACTPP_BUILD_TORCH=2.14.1+cu130",
+        "-DYOLACTPP_BUILD_CUDA=13.0",
     ]
     assert _build_config.build_defines(torch.__version__, None)[1] == "-DYOLACTPP_BUILD_CUDA=none"
     with pytest.raises(ValueError, match="cannot record"):

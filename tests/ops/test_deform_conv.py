@@ -351,7 +351,7 @@ def test_fake_kernel_agrees_with_autocast() -> None:
         with torch.autocast("cpu", dtype=torch.bfloat16):
             out = native(x.bfloat16(), offset, weight, None, (1, 1), (1, 1), (1, 1), None)
         assert out.dtype == torch.bfloat16 and list(out.shape) == [2, 6, 9, 11]
-        with pytest.raises(RuntimeError, match=r"offset has dtype torch.float32 but input has torch.bfloat16"):
+        with pytest.raises(RuntimeError, match=r"offset has dtype torch\.float32 but input has torch\.bfloat16"):
             native(x.bfloat16(), offset, weight, None, (1, 1), (1, 1), (1, 1), None)
 
 

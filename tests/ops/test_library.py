@@ -45,9 +45,9 @@ def test_cache_folder_is_per_torch_version_and_preferred(tmp_path: Path, monkeyp
     assert folder.parent == tmp_path and torch.__version__ in folder.name
     assert [c.origin for c in _library.candidates()] == ["package"]
     fake_library(folder / "yolactpp_ops.so", f"torch={torch.__version__};cuda=none;")
+    assert [c.origin for c in _library.candidates()] == ["package"]  # no "complete" marker: a build in progress
+    (folder / _library.COMPLETE_MARKER).write_text("")
     assert [c.origin for c in _library.candidates()] == ["build cache", "package"]
-    (folder / "lock").write_text("")  # a build in progress: not used yet
-    assert [c.origin for c in _library.candidates()] == ["package"]
 
 
 def test_default_cache_root_follows_xdg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -61,15 +61,22 @@ def mismatched(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The loader sees only a library built for another torch (as a wheel installed next to a newer torch)."""
     library = fake_library(tmp_path / "_C.abi3.so", "torch=2.0.0+cu118;cuda=11.8;")
     monkeypatch.setattr(_library, "candidates", lambda: [_library.Candidate(library, "package")])
-    monkeypatch.setattr(_loader, "_state", {"tried": False, "loaded": False, "reason": "", "logged": False, "warned": False, "path": None})
+    monkeypatch.setattr(
+        _loader,
+        "_state",
+        {"tried": False, "loaded": False, "reason": "", "logged": False, "warned": False, "path": None},
+    )
     monkeypatch.delenv(_loader.ENV_WARN, raising=False)
     return library
 
 
 def dcn_case() -> tuple[torch.Tensor, ...]:
     gen = torch.Generator().manual_seed(3)
-    return (torch.randn(1, 4, 6, 6, generator=gen), torch.randn(1, 18, 6, 6, generator=gen),
-            torch.randn(3, 4, 3, 3, generator=gen))
+    return (
+        torch.randn(1, 4, 6, 6, generator=gen),
+        torch.randn(1, 18, 6, 6, generator=gen),
+        torch.randn(3, 4, 3, 3, generator=gen),
+    )
 
 
 def test_torch_mismatch_falls_back_with_one_warning_naming_the_fix(mismatched: Path) -> None:

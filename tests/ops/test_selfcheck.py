@@ -27,8 +27,11 @@ def check_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def dcn_case() -> tuple[torch.Tensor, ...]:
     gen = torch.Generator().manual_seed(5)
-    return (torch.randn(1, 4, 6, 6, generator=gen), torch.randn(1, 18, 6, 6, generator=gen),
-            torch.randn(3, 4, 3, 3, generator=gen))
+    return (
+        torch.randn(1, 4, 6, 6, generator=gen),
+        torch.randn(1, 18, 6, 6, generator=gen),
+        torch.randn(3, 4, 3, 3, generator=gen),
+    )
 
 
 def test_correct_kernels_pass_and_stay_native(check_cpu: None) -> None:
@@ -46,7 +49,9 @@ def test_a_wrong_dcn_kernel_is_caught_once_and_the_device_falls_back(check_cpu: 
     real = _selfcheck.KERNELS["deform_conv2d"]
     _selfcheck.KERNELS["deform_conv2d"] = lambda *args: real(*args) + 1e-3  # type: ignore[operator]
     x, offset, weight = dcn_case()
-    with pytest.warns(ops.NativeOpsFallbackWarning, match=r"disagrees with its reference on cpu .*max abs difference 0\.001"):
+    with pytest.warns(
+        ops.NativeOpsFallbackWarning, match=r"disagrees with its reference on cpu .*max abs difference 0\.001"
+    ):
         out = ops.deform_conv2d(x, offset, weight, padding=1)
     torch.testing.assert_close(out, torchvision.ops.deform_conv2d(x, offset, weight, padding=1))
     with warnings.catch_warnings():

@@ -1,4 +1,4 @@
-"""The ``yolactpp`` command: ``predict``, ``eval``, ``benchmark``, ``models``, ``convert``, ``build-ops`` and ``export``.
+"""The ``yolactpp`` command: ``predict``, ``eval``, ``benchmark``, ``models``, ``convert``, ``build-ops``, ``export`` and ``quantize``.
 
 Each subcommand lives in its own module with ``add_parser(subparsers)`` and ``run(args) -> int``;
 they import torch and the model only when they run, so ``yolactpp --help`` stays fast. User
@@ -12,12 +12,12 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from yolactpp.cli import benchmark, build_ops, convert, evaluate, export, models, predict
+from yolactpp.cli import benchmark, build_ops, convert, evaluate, export, models, predict, quantize
 from yolactpp.cli._common import ArgumentParser, is_user_error, one_line
 
 __all__ = ["build_parser", "main"]
 
-_COMMANDS = (predict, evaluate, benchmark, models, convert, build_ops, export)
+_COMMANDS = (predict, evaluate, benchmark, models, convert, build_ops, export, quantize)
 
 
 def build_parser() -> ArgumentParser:

@@ -105,6 +105,18 @@ class ExportedModel:
         """The names of the classes the model predicts; label ``i`` is ``class_names[i]``."""
         return self.config.class_names
 
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Copy the model's file to ``path`` (e.g. a quantized model that lives in a temporary file)."""
+        import shutil
+
+        target = Path(path)
+        if target.suffix != self.path.suffix:
+            raise ValueError(f"{self.path.name} is a {self.path.suffix} file; save it under a name ending in {self.path.suffix}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.resolve() != self.path.resolve():
+            shutil.copyfile(self.path, target)
+        return target
+
     @overload
     def predict(self, images: ImageInput, options: PredictOptions | None = None, **kwargs: Any) -> Detections: ...
 
@@ -317,4 +329,8 @@ def load_exported(
         run, metadata = _onnx_runner(p, threads, providers)
     config, info = read_metadata(metadata, str(p))
     _check_signature(run, info, str(p))
+    if info.dtype == "int8":
+        from yolactpp.quantize.cpu import warn_if_int8_slow
+
+        warn_if_int8_slow()
     return ExportedModel(run, config, info, p)

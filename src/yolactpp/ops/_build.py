@@ -50,7 +50,7 @@ def _visible_archs() -> str | None:
     try:
         count = torch.cuda.device_count()
         archs = sorted({"{}.{}".format(*torch.cuda.get_device_capability(i)) for i in range(count)})
-    except Exception:
+    except Exception:  # a broken driver must not stop a CPU build
         return None
     return ";".join(archs) + "+PTX" if archs else None
 
@@ -83,9 +83,16 @@ def plan() -> BuildPlan:
 def build(verbose: bool = False, say: Callable[[str], None] = print) -> Path:
     """Compile the ops into the build cache and return the library's path; :class:`BuildFailed` on failure.
 
-    The library is also loaded into this process (``cpp_extension.load`` does so), so call this
-    before anything else loaded the ops.
+    The library is also loaded into this process (``cpp_extension.load`` does so): a second library
+    defining the same ops would abort the process, so this refuses to run once the ops are loaded.
     """
+    from yolactpp.ops import _loader
+
+    if _loader._state["loaded"]:
+        raise BuildFailed(
+            f"the native ops are already loaded in this process ({_loader._state['path']}); build in a fresh "
+            "process (`yolactpp build-ops`)"
+        )
     job = plan()  # first: it points CUDA_HOME at the toolkit before cpp_extension is imported
     import torch
     from torch.utils import cpp_extension
@@ -93,6 +100,8 @@ def build(verbose: bool = False, say: Callable[[str], None] = print) -> Path:
     say(f"building native ops: {job.describe()}")
     say(f"into {job.target}; this takes a minute or more (--verbose shows the compiler)")
     job.target.mkdir(parents=True, exist_ok=True)
+    marker = job.target / _library.COMPLETE_MARKER
+    marker.unlink(missing_ok=True)
     defines = _build_config.build_defines(torch.__version__, torch.version.cuda if job.cuda else None)
     previous = os.environ.get("TORCH_CUDA_ARCH_LIST")
     if job.arch_list:
@@ -111,11 +120,15 @@ def build(verbose: bool = False, say: Callable[[str], None] = print) -> Path:
     except Exception as exc:  # any failure of the build is reported, not raised
         text = " ".join(str(exc).split())
         first_error = max(text.find("error:"), 0)  # the compiler's first complaint, not ninja's epilogue
-        raise BuildFailed(f"the build failed ({type(exc).__name__}: {text[first_error:first_error + 400]}); "
-                          "rerun with --verbose") from exc
+        raise BuildFailed(
+            f"the build failed ({type(exc).__name__}: {text[first_error : first_error + 400]}); rerun with --verbose"
+        ) from exc
     finally:
         if previous is None:
             os.environ.pop("TORCH_CUDA_ARCH_LIST", None)
         else:
             os.environ["TORCH_CUDA_ARCH_LIST"] = previous
-    return job.target / f"{_library.CACHED_NAME}.so"
+    path = job.target / f"{_library.CACHED_NAME}.so"
+    marker.write_text(f"{torch.__version__}\n")
+    _loader.adopt(path, "build cache")
+    return path

@@ -33,6 +33,8 @@ __all__ = [
 CACHE_ENV = "YOLACTPP_OPS_CACHE"
 #: File name of a cached build (``torch.utils.cpp_extension.load`` names it after the extension).
 CACHED_NAME = "yolactpp_ops"
+#: Written by ``yolactpp build-ops`` once the library loaded; a folder without it holds no finished build.
+COMPLETE_MARKER = "complete"
 _RECORD_TAG = b"yolactpp-build-record:"
 
 
@@ -70,7 +72,7 @@ def candidates() -> list[Candidate]:
     """Existing libraries in the order they are tried: this torch's cached build, then the packaged one."""
     found = []
     cached = build_dir() / f"{CACHED_NAME}.so"
-    if cached.is_file() and not (cached.parent / "lock").exists():  # a build still running holds "lock"
+    if cached.is_file() and (cached.parent / COMPLETE_MARKER).is_file():  # not a build still running
         found.append(Candidate(cached, "build cache"))
     packaged = _packaged()
     if packaged is not None:

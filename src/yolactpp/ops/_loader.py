@@ -16,6 +16,7 @@ import threading
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import torch
@@ -57,8 +58,14 @@ class OpsUnavailableError(YolactppError, RuntimeError):
 
 
 _lock = threading.Lock()
-_state: dict[str, object] = {"tried": False, "loaded": False, "reason": "not loaded yet", "logged": False,
-                             "warned": False, "path": None}
+_state: dict[str, object] = {
+    "tried": False,
+    "loaded": False,
+    "reason": "not loaded yet",
+    "logged": False,
+    "warned": False,
+    "path": None,
+}
 _backend: list[str] = []
 _checks_warned: set[tuple[str, str]] = set()
 
@@ -124,10 +131,15 @@ def _load_native() -> None:
     _state["reason"] = "; ".join(tried)
 
 
-def reset() -> None:
-    """Forget the load attempt (after ``yolactpp build-ops`` built a library in this process)."""
+def adopt(path: Path, origin: str) -> None:
+    """Record a library that is already loaded (``yolactpp build-ops`` loads what it built) as the one in use.
+
+    Loading a second library with the same ops would abort the process, so the loader must not
+    go looking for another one.
+    """
     with _lock:
-        _state.update(tried=False, loaded=False, reason="not loaded yet", logged=False, path=None)
+        _state.update(tried=True, loaded=True, path=path, reason=f"compiled kernels loaded from {path} ({origin})")
+    from yolactpp.ops import _fake  # noqa: F401
 
 
 def native_available() -> bool:
@@ -202,7 +214,8 @@ def _decide(op: str, device: str) -> bool:
             _checks_warned.add((op, device))
             warnings.warn(
                 f"the native yolactpp::{op} kernel disagrees with its reference on {dev} ({failure}); that device "
-                f"uses {_FALLBACKS[op]} for the rest of the process. Please report this with `yolactpp build-ops --check`.",
+                f"uses {_FALLBACKS[op]} for the rest of the process. Please report it with the output of "
+                "`yolactpp build-ops --check`.",
                 NativeOpsFallbackWarning,
                 stacklevel=3,
             )
@@ -212,7 +225,9 @@ def _decide(op: str, device: str) -> bool:
             _warn(why)
     if not _state["logged"]:
         _state["logged"] = True
-        logger.info("yolactpp ops: %s", "native kernels in use" if available else f"fallback in use ({_state['reason']})")
+        logger.info(
+            "yolactpp ops: %s", "native kernels in use" if available else f"fallback in use ({_state['reason']})"
+        )
     return available
 
 
@@ -249,7 +264,9 @@ def backend_info() -> list[BackendInfo]:
                 infos.append(BackendInfo(op, device, "fallback", f"{fallback} (backend set to 'fallback')"))
             elif failed:
                 what = "; ".join(f"{dev}: {why}" for dev, why in sorted(failed.items()))
-                infos.append(BackendInfo(op, device, "fallback", f"{fallback}: the native kernel failed its self-check ({what})"))
+                infos.append(
+                    BackendInfo(op, device, "fallback", f"{fallback}: the native kernel failed its self-check ({what})")
+                )
             elif _has_kernel(op, device):
                 reason = f"{_state['reason']}; {_NATIVE_NOTES[op]}"
                 if device == "cuda" and not torch.cuda.is_available():
@@ -258,6 +275,8 @@ def backend_info() -> list[BackendInfo]:
                     reason += "; checked against the reference on first use"
                 infos.append(BackendInfo(op, device, f"native-{device}", reason))  # type: ignore[arg-type]
             else:
-                why = _state["reason"] if not native_available() else f"the extension was built without {device} kernels"
+                why = (
+                    _state["reason"] if not native_available() else f"the extension was built without {device} kernels"
+                )
                 infos.append(BackendInfo(op, device, "fallback", f"{fallback}: {why}"))
     return infos

@@ -51,7 +51,9 @@ def _check_deform_conv2d(device: torch.device) -> str | None:
     for dtype, bound in ((torch.float64, 1e-9), (torch.float32, 5e-2 if tf32 else 1e-4)):
         native, reference = _deform_case(device, dtype)
         if native.shape != reference.shape or native.dtype != reference.dtype:
-            return f"{dtype}: output {native.dtype}{list(native.shape)}, expected {reference.dtype}{list(reference.shape)}"
+            return (
+                f"{dtype}: output {native.dtype}{list(native.shape)}, expected {reference.dtype}{list(reference.shape)}"
+            )
         diff = (native - reference).abs().max().item()
         if not diff <= bound:  # NaN fails too
             return f"{dtype}: max abs difference {diff:.3g} from torchvision (bound {bound:g})"
@@ -67,7 +69,7 @@ def _check_fast_nms(device: torch.device) -> str | None:
     scores = torch.rand(3, 64, generator=gen).to(device)
     native = KERNELS["fast_nms"](boxes, scores, 0.5, 32, 20)
     reference = fast_nms_reference(boxes, scores, 0.5, 32, 20)
-    for name, a, b in zip(("indices", "classes", "scores"), native, reference):  # type: ignore[call-overload]
+    for name, a, b in zip(("indices", "classes", "scores"), native, reference, strict=True):  # type: ignore[call-overload]
         if a.shape != b.shape or not torch.equal(a, b):
             return f"{name} differ from the pure-PyTorch FastNMS ({list(a.shape)} vs {list(b.shape)} values)"
     return None
@@ -88,11 +90,13 @@ def verify(op: str, device: torch.device) -> str | None:
                 try:
                     with torch.no_grad(), torch.autocast(device.type, enabled=False):
                         _results[key] = _CHECKS[op](device)
-                except Exception as exc:
+                except Exception as exc:  # a kernel error is a failed check
                     _results[key] = f"the kernel raised {type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
     return _results[key]
 
 
 def failures(op: str, device_type: str) -> dict[str, str]:
     """Devices of ``device_type`` on which the native ``op`` failed its check: device -> what went wrong."""
-    return {dev: why for (name, dev), why in _results.items() if name == op and why and dev.split(":")[0] == device_type}
+    return {
+        dev: why for (name, dev), why in _results.items() if name == op and why and dev.split(":")[0] == device_type
+    }

@@ -1,6 +1,5 @@
 """Calibration images for int8 quantization: the user's (a folder, a list, an iterator) or a small
-default set of public-domain photographs, each turned into the network's input exactly as
-``predict`` does it.
+default set of public-domain photographs.
 
 Static int8 quantization measures each layer's activation range on these images, so they should
 look like what the model will see; a few dozen are enough (more cost time, not accuracy).
@@ -10,21 +9,19 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Union, cast
 
 import numpy as np
 
-from yolactpp.config import PreprocessConfig
 from yolactpp.errors import YolactppError
-from yolactpp.preprocess import ImageInput, preprocess, to_rgb_array
+from yolactpp.preprocess import ImageInput
 
 __all__ = [
     "DEFAULT_CALIBRATION_COUNT",
     "CalibrationError",
     "CalibrationSource",
-    "calibration_batches",
     "calibration_images",
     "sample_photographs",
 ]
@@ -83,18 +80,6 @@ def calibration_images(source: CalibrationSource = None, count: int | None = Non
     if not images:
         raise CalibrationError("calibration images: the given list or iterator is empty")
     return images
-
-
-def calibration_batches(
-    images: list[ImageInput], config: PreprocessConfig, *, progress: bool = True, desc: str = "calibrating"
-) -> Iterator[np.ndarray]:
-    """Each image as the network input ``[1, 3, S, S]`` float32 (preprocessed as ``predict`` does),
-    with a progress bar on stderr unless ``progress`` is false."""
-    from tqdm import tqdm
-
-    for image in tqdm(images, desc=desc, unit="image", disable=not progress, leave=False):
-        prepared = preprocess([to_rgb_array(image)], config)
-        yield prepared.tensor.numpy().astype(np.float32, copy=False)
 
 
 def _image_files(folder: Path) -> list[Path]:

@@ -71,7 +71,10 @@ def int8_support(cpuinfo: str | None = None) -> Int8Support:
 
 
 def _torch_probe() -> Int8Support:
-    import torch
+    try:
+        import torch
+    except ImportError:  # exported models run without torch
+        return Int8Support((), known=False)
 
     probes = {"amx_int8": "_is_amx_tile_supported", "avx512_vnni": "_is_vnni_supported"}
     found, known = [], False

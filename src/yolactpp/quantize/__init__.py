@@ -1,0 +1,87 @@
+"""int8 inference on the CPU: ``model.quantize(images)`` -> a quantized :class:`~yolactpp.export.ExportedModel`.
+
+The model is exported to ONNX (:func:`yolactpp.export.export_onnx`), calibrated on a few images
+and quantized statically by onnxruntime (:mod:`yolactpp.quantize.onnx_int8`); the result is an
+``.onnx`` file with the same metadata, so ``load_exported`` and ``yolactpp predict -m FILE.onnx``
+run it unchanged. int8 pays only on CPUs with integer dot-product instructions
+(:func:`yolactpp.quantize.cpu.int8_support`).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import warnings
+import weakref
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from yolactpp.quantize.calibration import (
+    DEFAULT_CALIBRATION_COUNT,
+    CalibrationError,
+    CalibrationSource,
+    calibration_images,
+    sample_photographs,
+)
+from yolactpp.quantize.cpu import Int8Support, SlowInt8Warning, int8_support, warn_if_int8_slow
+
+if TYPE_CHECKING:
+    from yolactpp.export.predictor import ExportedModel
+    from yolactpp.model import YolactPP
+
+__all__ = [
+    "DEFAULT_CALIBRATION_COUNT",
+    "CalibrationError",
+    "Int8Support",
+    "SlowInt8Warning",
+    "calibration_images",
+    "int8_support",
+    "quantize_model",
+    "sample_photographs",
+]
+
+
+def quantize_model(
+    model: YolactPP,
+    calibration: CalibrationSource = None,
+    *,
+    count: int | None = None,
+    path: str | os.PathLike[str] | None = None,
+    progress: bool = True,
+    threads: int | None = None,
+) -> ExportedModel:
+    """See :meth:`yolactpp.YolactPP.quantize`."""
+    from yolactpp.export import export_onnx, load_exported
+    from yolactpp.quantize.onnx_int8 import quantize_onnx
+
+    warn_if_int8_slow()
+    images = calibration_images(calibration, count)  # checked before the slow export
+    if path is not None:
+        out = Path(path)
+        if out.suffix != ".onnx":
+            raise CalibrationError(f"the quantized model is an ONNX file: its name must end in .onnx, got {out.name}")
+    with tempfile.TemporaryDirectory(prefix="yolactpp-int8-") as work:
+        float_path = export_onnx(model, Path(work) / "float32.onnx")
+        float_model = load_exported(float_path, threads=threads)
+
+        def feeds() -> Iterator[dict[str, np.ndarray]]:
+            from tqdm import tqdm
+
+            for image in tqdm(images, desc="calibrating", unit="image", disable=not progress, leave=False):
+                yield float_model.input_feeds([image])
+
+        keep_dir = None
+        if path is None:
+            keep_dir = tempfile.mkdtemp(prefix="yolactpp-int8-")
+            out = Path(keep_dir) / f"{model.config.name}-int8.onnx"
+        quantize_onnx(float_path, out, feeds(), calibration_count=len(images))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SlowInt8Warning)  # already said above
+        quantized = load_exported(out, threads=threads)
+    if keep_dir is not None:  # the file lives as long as the model that reads it
+        weakref.finalize(quantized, shutil.rmtree, keep_dir, ignore_errors=True)
+    return quantized
