@@ -111,7 +111,7 @@ class ExportedModel:
 
         target = Path(path)
         if target.suffix != self.path.suffix:
-            raise ValueError(f"{self.path.name} is a {self.path.suffix} file; save it under a name ending in {self.path.suffix}")
+            raise InvalidArgumentError(f"{self.path.name} is a {self.path.suffix} file; save it under a name ending in {self.path.suffix}")
         target.parent.mkdir(parents=True, exist_ok=True)
         if target.resolve() != self.path.resolve():
             shutil.copyfile(self.path, target)
