@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 import pytest
 from PIL import Image
+from pycocotools import mask as mask_utils
 
 import yolactpp
 from yolactpp.cli import main
-from yolactpp.coco import encode_masks_rle
 
 if os.environ.get("CI"):
     import ray  # CI installs the dev extra, which includes Ray: these tests must run there
@@ -116,7 +116,15 @@ def _assert_row_matches(row: dict[str, Any], det: Any) -> None:
     np.testing.assert_allclose(row["scores"], det.scores.double().numpy(), rtol=1e-4, atol=1e-6, err_msg=name)
     np.testing.assert_allclose(row["box_scores"], det.box_scores.double().numpy(), rtol=1e-4, atol=1e-6, err_msg=name)
     masks = [{"size": [int(s) for s in m["size"]], "counts": m["counts"]} for m in row["masks"]]
-    assert masks == encode_masks_rle(det.masks.numpy()), f"{name}: RLE masks differ"
+    # Actors run other batch sizes and thread counts than the reference, so oneDNN may round a
+    # few mask logits at the 0.5 cut differently (seen on AVX2-only CPUs): allow a handful of
+    # flipped pixels per mask, never a different mask.
+    decoded = mask_utils.decode(masks).transpose(2, 0, 1).astype(bool) if masks else np.zeros((0, *det.image_size), bool)
+    expected = det.masks.numpy()
+    assert decoded.shape == expected.shape, name
+    for i, (got, want) in enumerate(zip(decoded, expected)):
+        flipped = int(np.count_nonzero(got != want))
+        assert flipped <= max(8, want.sum() // 1000), f"{name}: mask {i} differs in {flipped} of {want.sum()} pixels"
 
 
 def _assert_error_rows(rows: list[dict[str, Any]], folder: Path) -> None:

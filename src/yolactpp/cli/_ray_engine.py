@@ -54,6 +54,14 @@ def _output(args: argparse.Namespace) -> str:
     return str(args.output)
 
 
+def _require_ray() -> None:
+    """Fail with the message naming the ``ray`` extra when Ray is not installed."""
+    try:
+        from yolactpp.integrations import ray as _  # noqa: F401  (first: its message names the extra)
+    except ImportError as exc:
+        raise CliError(str(exc)) from None
+
+
 @contextmanager
 def _ray_session(address: str | None, quiet: bool) -> Iterator[None]:
     """Connect to ``address`` or start a local instance; disconnect at the end (an instance this
@@ -62,10 +70,7 @@ def _ray_session(address: str | None, quiet: bool) -> Iterator[None]:
     already = loaded is not None and loaded.is_initialized()
     if not already and address is None:
         os.environ.setdefault(_LOOPBACK_ENV, "0")
-    try:
-        from yolactpp.integrations import ray as _  # noqa: F401  (first: its message names the extra)
-    except ImportError as exc:
-        raise CliError(str(exc)) from None
+    _require_ray()
     import ray
     import ray.data
 
@@ -129,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
     device = args.device
     num_gpus = 1 if device is not None and device.startswith("cuda") else 0
     start = time.perf_counter()
+    _require_ray()  # before the model is loaded: a missing extra is the first thing to fix
     _check_model(args, options)
     with _ray_session(args.address, args.quiet):
         from yolactpp.integrations.ray import predict_dataset, read_image_files
