@@ -24,7 +24,10 @@ def test_median_p90_and_throughput() -> None:
 def test_table_has_one_row_per_result() -> None:
     lines = format_table([_result((0.1,)), _result((0.2, 0.4))]).splitlines()
     assert len(lines) == 3 and lines[0].split()[0] == "model"
-    assert lines[2].split()[-3:] == ["300.0", "380.0", "6.67"]
+    assert lines[2].split()[-4:] == ["300.0", "380.0", "6.67", "0.33"]  # speed-up over row 1: 100 / 300 ms
+    assert lines[1].split()[-1] == "1.00" and lines[0].endswith("x vs row 1")
+    single = format_table([_result((0.1,))]).splitlines()
+    assert single[1].split()[-1] == "20.0" and "vs row" not in single[0]
 
 
 def test_synthetic_image_shape_and_determinism() -> None:

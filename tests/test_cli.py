@@ -234,9 +234,9 @@ def test_benchmark_prints_a_latency_row(v1_checkpoint: Path, capsys) -> None:
     args = ["benchmark", "-m", str(v1_checkpoint), "--image-size", "64x48", "--warmup", "0", "--reps", "1"]
     assert main(args) == 0
     header, row = capsys.readouterr().out.strip().splitlines()
-    assert header.split()[:5] == ["model", "device", "dtype", "batch", "image"] and "median" in header
-    assert row.split()[:6] == ["yolact_resnet50", "cpu", "float32", "1", "64x48", "1"]
-    median_ms, p90_ms, per_second = (float(v) for v in row.split()[6:9])
+    assert header.split()[:6] == ["model", "runtime", "device", "dtype", "batch", "image"] and "median" in header
+    assert row.split()[:7] == ["yolact_resnet50", "torch", "cpu", "float32", "1", "64x48", "1"]
+    median_ms, p90_ms, per_second = (float(v) for v in row.split()[7:10])
     assert median_ms > 0 and p90_ms == median_ms  # one repetition: its time is both
     assert per_second == pytest.approx(1000 / median_ms, rel=0.01, abs=0.006)  # batch 1, printed to 2 decimals
 

@@ -187,6 +187,23 @@ def test_cli_predicts_with_onnx_without_torch(
     assert (out / "predictions.json").exists() and (out / "photo.png").exists()
 
 
+def test_benchmark_times_exported_files_next_to_eager(
+    onnx_path: Path, model: YolactPP, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from yolactpp.cli import main
+
+    weights = model.save_pretrained(tmp_path / "weights")
+    args = ["benchmark", "-m", str(weights), "--also", str(onnx_path), "--also", f"{weights}@bfloat16"]
+    assert main([*args, "--threads", "1", "--image-size", "80x60", "--warmup", "0", "--reps", "2"]) == 0
+    header, *rows = capsys.readouterr().out.strip().splitlines()
+    assert header.split()[:2] == ["model", "runtime"] and header.endswith("x vs row 1")
+    cells = [row.split() for row in rows]
+    assert [(c[1], c[3]) for c in cells] == [("torch", "float32"), ("onnxruntime", "float32"), ("torch", "bfloat16")]
+    assert float(cells[0][-1]) == 1.0 and all(float(c[-1]) > 0 for c in cells)
+    assert main(["benchmark", "-m", str(weights), "--also", f"{weights}@bf16"]) == 2
+    assert "unknown dtype 'bf16'" in capsys.readouterr().err
+
+
 def test_foreign_and_tampered_files_name_the_problem(onnx_path: Path, tmp_path: Path) -> None:
     garbage = tmp_path / "garbage.onnx"
     garbage.write_bytes(b"\x08\x07not a protobuf at all" * 10)

@@ -85,6 +85,6 @@ def test_iter_predict_never_swallows_a_bug(v1_model, monkeypatch: pytest.MonkeyP
     def broken(image: object) -> np.ndarray:
         raise RuntimeError("a bug, not a bad image")
 
-    monkeypatch.setattr("yolactpp.model.to_rgb_array", broken)
+    monkeypatch.setattr("yolactpp.batching.to_rgb_array", broken)
     with pytest.raises(RuntimeError, match="a bug"):
         list(v1_model.iter_predict([np.zeros((8, 8, 3), np.uint8)], on_error="yield"))

@@ -1,7 +1,10 @@
-"""End-to-end latency of ``YolactPP.predict`` on this machine: warm-up, N timed runs, median/p90.
+"""End-to-end latency of ``predict`` on this machine: warm-up, N timed runs, median/p90.
 
 A timed run is what a user waits for: preprocessing, the network, detection, mask assembly and
 (by default) the full-resolution masks, with the device synchronised before the clock stops.
+Works for the eager :class:`~yolactpp.YolactPP` and for exported files
+(:class:`~yolactpp.export.ExportedModel`: ONNX on onnxruntime, pt2 on AOTInductor, int8), so
+runtimes can be compared in one run on one image.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import numpy as np
 from yolactpp.errors import InvalidArgumentError
 
 if TYPE_CHECKING:
+    from yolactpp.export import ExportedModel
     from yolactpp.model import YolactPP
 
 __all__ = ["BenchmarkResult", "benchmark_predict", "format_table", "synthetic_image"]
@@ -24,7 +28,10 @@ __all__ = ["BenchmarkResult", "benchmark_predict", "format_table", "synthetic_im
 
 @dataclass(frozen=True)
 class BenchmarkResult:
-    """Timings of one benchmark configuration; ``times`` are seconds per ``predict`` call."""
+    """Timings of one benchmark configuration; ``times`` are seconds per ``predict`` call.
+
+    ``runtime`` is what ran the network: ``"torch"`` (eager), ``"onnxruntime"`` or ``"aoti"``.
+    """
 
     model: str
     device: str
@@ -33,6 +40,7 @@ class BenchmarkResult:
     image_size: tuple[int, int]
     warmup: int
     times: tuple[float, ...]
+    runtime: str = "torch"
 
     @property
     def median(self) -> float:
@@ -79,14 +87,14 @@ def synthetic_image(height: int, width: int, seed: int = 0) -> np.ndarray:
 
 
 def _synchronize(device: Any) -> None:
-    import torch
+    if str(device).startswith("cuda") and not isinstance(device, str):  # torch models; exported ones sync
+        import torch
 
-    if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
 def benchmark_predict(
-    model: YolactPP,
+    model: YolactPP | ExportedModel,
     image: Any = None,
     *,
     image_size: tuple[int, int] = (720, 1280),
@@ -129,16 +137,22 @@ def benchmark_predict(
         image_size=(int(array.shape[0]), int(array.shape[1])),
         warmup=warmup,
         times=times,
+        runtime=getattr(model, "runtime", "torch"),
     )
 
 
 def format_table(results: Sequence[BenchmarkResult]) -> str:
-    """Results as a fixed-width text table, one row each."""
-    columns = ("model", "device", "dtype", "batch_size", "image_size", "reps", "median_ms", "p90_ms", "images_per_s")
-    headers = ("model", "device", "dtype", "batch", "image", "reps", "median ms", "p90 ms", "img/s")
+    """Results as a fixed-width text table, one row each; with several rows, a last column gives
+    each row's speed-up over the first (its median latency divided by theirs)."""
+    columns = ("model", "runtime", "device", "dtype", "batch_size", "image_size", "reps", "median_ms", "p90_ms", "images_per_s")
+    headers = ["model", "runtime", "device", "dtype", "batch", "image", "reps", "median ms", "p90 ms", "img/s"]
     rows = [[str(r.row()[c]) for c in columns] for r in results]
+    if len(results) > 1:
+        headers.append("x vs row 1")
+        for row, r in zip(rows, results):
+            row.append(f"{results[0].median / r.median:.2f}")
     widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(headers)]
-    numeric = {"batch", "reps", "median ms", "p90 ms", "img/s"}
+    numeric = {"batch", "reps", "median ms", "p90 ms", "img/s", "x vs row 1"}
 
     def fmt(cells: Sequence[str]) -> str:
         return "  ".join(

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import itertools
+import functools
 import os
-import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, cast, overload
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import torch
 from torch import nn
 from typing_extensions import Self, override
 
+from yolactpp.batching import as_batch, check_stream_arguments, predict_images, stream_predictions
 from yolactpp.builder import build_network
 from yolactpp.checkpoint import LoadedWeights, read_original
 from yolactpp.concurrency import UseGuard
@@ -23,13 +23,11 @@ from yolactpp.errors import (
     InvalidArgumentTypeError,
     OnError,
     PredictionFailure,
-    YolactppWarning,
-    is_item_error,
 )
 from yolactpp.network import NetworkOutput, YolactNetwork, detection_dtype
 from yolactpp.postprocess import assemble_masks, boxes_to_pixels, mask_iou_scores
 from yolactpp.predict_options import PredictOptions, ResolvedOptions
-from yolactpp.preprocess import ImageInput, preprocess, to_rgb_array
+from yolactpp.preprocess import ImageInput, preprocess
 from yolactpp.pretrained import read_weights
 from yolactpp.results import Detections
 from yolactpp.serialization import save_pretrained
@@ -42,11 +40,6 @@ if TYPE_CHECKING:
 __all__ = ["YolactPP"]
 
 _SUPPORTED_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
-_ON_ERROR = ("raise", "skip", "yield")
-
-
-def _path_of(image: ImageInput) -> str | None:
-    return str(image) if isinstance(image, (str, os.PathLike)) else None
 
 
 class YolactPP(nn.Module):
@@ -188,26 +181,16 @@ class YolactPP(nn.Module):
         ``score_threshold=0`` keeps everything the original's ``postprocess(..., score_threshold=0)``
         returns. Unknown class names raise ``ValueError``.
         """
-        if isinstance(images, Iterator):
-            raise InvalidArgumentTypeError(
-                "predict takes one image or a list of images; use iter_predict for iterators and streams"
-            )
-        single = not isinstance(images, (list, tuple))
-        # Only lists and tuples are batches (a str path is a Sequence too).
-        batch: list[ImageInput] = list(images) if isinstance(images, (list, tuple)) else [cast(ImageInput, images)]
+        batch, single = as_batch(images)
         resolved = self._resolve_options(options, kwargs)
         if not batch:
             return []
-        results = self._predict_batch(batch, resolved)
+        results = predict_images(batch, functools.partial(self._predict_read, options=resolved))
         return results[0] if single else results
 
     def _resolve_options(self, options: PredictOptions | None, kwargs: dict[str, Any]) -> ResolvedOptions:
         """Validate the options once, before any image is read, against this model's defaults and names."""
         return PredictOptions.build(options, **kwargs).resolve(self.config.detect, self.config.class_names)
-
-    def _predict_batch(self, batch: list[ImageInput], options: ResolvedOptions) -> list[Detections]:
-        arrays = [to_rgb_array(image) for image in batch]
-        return self._predict_read(arrays, [_path_of(image) for image in batch], options)
 
     def _predict_read(self, arrays: list[Any], paths: list[str | None], options: ResolvedOptions) -> list[Detections]:
         """Predict images already read into RGB arrays; ``paths`` go into the results."""
@@ -376,51 +359,7 @@ class YolactPP(nn.Module):
         detection a ``track_id`` (ByteTrack, the ``track`` extra); pass a
         :class:`yolactpp.tracking.Tracker` instead to choose its settings (e.g. the frame rate).
         """
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise InvalidArgumentError(f"batch_size must be an integer >= 1, got {batch_size!r}")
-        if on_error not in _ON_ERROR:
-            raise InvalidArgumentError(f"on_error must be one of {', '.join(map(repr, _ON_ERROR))}, got {on_error!r}")
+        check_stream_arguments(batch_size, on_error)
         resolved = self._resolve_options(options, kwargs)
-        stream = self._iter_batches(iter(images), batch_size, resolved, on_error)
-        if track is False:
-            return stream
-        from yolactpp.tracking import with_tracks
-
-        return with_tracks(stream, track)
-
-    def _iter_batches(
-        self, images: Iterator[ImageInput], batch_size: int, options: ResolvedOptions, on_error: OnError
-    ) -> Iterator[Detections | PredictionFailure]:
-        start = 0
-        while True:
-            chunk = list(itertools.islice(images, batch_size))
-            if not chunk:
-                return
-            if on_error == "raise":
-                yield from self._predict_batch(chunk, options)
-            else:
-                yield from self._predict_tolerant(chunk, start, options, keep_failures=on_error == "yield")
-            start += len(chunk)
-
-    def _predict_tolerant(
-        self, chunk: list[ImageInput], start: int, options: ResolvedOptions, keep_failures: bool
-    ) -> Iterator[Detections | PredictionFailure]:
-        """One batch where an unreadable item becomes a :class:`PredictionFailure` (or a warning)."""
-        read: list[tuple[int, Any]] = []
-        failures: dict[int, PredictionFailure] = {}
-        for i, image in enumerate(chunk):
-            try:
-                read.append((i, to_rgb_array(image)))
-            except Exception as exc:
-                if not is_item_error(exc):
-                    raise
-                failures[i] = PredictionFailure(start + i, _path_of(image), exc)
-        results = self._predict_read([a for _, a in read], [_path_of(chunk[i]) for i, _ in read], options)
-        by_position: dict[int, Detections] = {i: r for (i, _), r in zip(read, results, strict=True)}
-        for i in range(len(chunk)):
-            if i in by_position:
-                yield by_position[i]
-            elif keep_failures:
-                yield failures[i]
-            else:
-                warnings.warn(f"skipped {failures[i].message}", YolactppWarning, stacklevel=3)
+        predict_read = functools.partial(self._predict_read, options=resolved)
+        return stream_predictions(images, batch_size, on_error, predict_read, track)

@@ -186,8 +186,8 @@ def _load_exported(args: argparse.Namespace) -> Any:
             if not device.startswith("cuda"):
                 raise CliError(f"ONNX models run on cpu or cuda, got --device {device!r}")
             providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
-        return load_exported(args.model, providers=providers)
-    return load_exported(args.model, device=device)
+        return load_exported(args.model, providers=providers, threads=getattr(args, "threads", None))
+    return load_exported(args.model, device=device, threads=getattr(args, "threads", None))
 
 
 def parse_classes(values: list[str] | None) -> list[str | int] | None:

@@ -1,11 +1,20 @@
-"""``yolactpp benchmark``: end-to-end ``predict`` latency of a model on this machine."""
+"""``yolactpp benchmark``: end-to-end ``predict`` latency of one or more models on this machine."""
 
 from __future__ import annotations
 
 import argparse
+import copy
 from typing import Any
 
-from yolactpp.cli._common import add_model_arguments, image_size, load_model, non_negative_int, positive_int
+from yolactpp.cli._common import (
+    DTYPES,
+    CliError,
+    add_model_arguments,
+    image_size,
+    load_model,
+    non_negative_int,
+    positive_int,
+)
 
 NAME = "benchmark"
 
@@ -13,11 +22,19 @@ NAME = "benchmark"
 def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         NAME,
-        help="time end-to-end predict (median and p90 latency)",
+        help="time end-to-end predict (median and p90 latency), of one model or several side by side",
         description="Warm up, then time N calls of predict, each including preprocessing, the network, "
-        "detection and (unless --no-masks) full-resolution masks. Prints one table row.",
+        "detection and (unless --no-masks) full-resolution masks. Prints one table row per model; with "
+        "--also, further models (exported .onnx/.pt2 files, int8 files, other dtypes) are timed in the same "
+        "run on the same image, with their speed-up over the first row.",
     )
     add_model_arguments(parser)
+    parser.add_argument(
+        "--also", action="append", default=[], metavar="MODEL[@DTYPE]",
+        help="another model to time in the same run: an exported .onnx / .pt2 file or weights; weights take "
+        "--config and --dtype unless a dtype follows '@' (e.g. weights.pth@bfloat16). Repeatable.",
+    )  # fmt: skip
+    parser.add_argument("--threads", type=positive_int, metavar="N", help="CPU threads for every model (default: the runtime's)")
     parser.add_argument("--image", metavar="FILE", help="image to run on (default: a synthetic image of --image-size)")
     parser.add_argument(
         "--image-size", type=image_size, default=(720, 1280), metavar="WxH",
@@ -30,20 +47,46 @@ def add_parser(subparsers: Any) -> None:
     parser.set_defaults(run=run)
 
 
+def _model_arguments(args: argparse.Namespace) -> list[argparse.Namespace]:
+    """One namespace per model to time: ``-m`` first, then each ``--also``, checked before any loading."""
+    out = [args]
+    for spec in args.also:
+        path, sep, dtype = spec.rpartition("@")
+        extra = copy.copy(args)
+        if sep and dtype in DTYPES:
+            extra.model, extra.dtype = path, dtype
+        elif sep and path and "/" not in dtype and "." not in dtype:
+            raise CliError(f"--also {spec}: unknown dtype {dtype!r}; choose from {', '.join(DTYPES)}")
+        else:
+            extra.model = spec
+        out.append(extra)
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     from yolactpp.benchmark import benchmark_predict, format_table
     from yolactpp.preprocess import load_image
 
+    specs = _model_arguments(args)
     image = load_image(args.image) if args.image is not None else None
-    model = load_model(args)
-    result = benchmark_predict(
-        model,
-        image,
-        image_size=args.image_size,
-        batch_size=args.batch_size,
-        warmup=args.warmup,
-        reps=args.reps,
-        include_masks=not args.no_masks,
-    )
-    print(format_table([result]))
+    results = []
+    for spec in specs:
+        model = load_model(spec)
+        if args.threads is not None and getattr(model, "runtime", "torch") == "torch":
+            import torch
+
+            torch.set_num_threads(args.threads)
+        results.append(
+            benchmark_predict(
+                model,
+                image,
+                image_size=args.image_size,
+                batch_size=args.batch_size,
+                warmup=args.warmup,
+                reps=args.reps,
+                include_masks=not args.no_masks,
+            )
+        )
+        del model
+    print(format_table(results))
     return 0

@@ -8,24 +8,20 @@ torch or torchvision installed; a ``.pt2`` package runs on torch's AOTInductor r
 
 from __future__ import annotations
 
-import itertools
+import functools
 import os
-import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast, overload
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 
+from yolactpp.batching import as_batch, check_stream_arguments, predict_images, stream_predictions
 from yolactpp.config import DetectConfig, ModelConfig
 from yolactpp.errors import (
     InvalidArgumentError,
-    InvalidArgumentTypeError,
     MissingDependencyError,
     MissingFileError,
-    PredictionFailure,
-    YolactppWarning,
-    is_item_error,
 )
 from yolactpp.export.metadata import ExportFormatError, ExportInfo, read_metadata
 from yolactpp.numpy_ops import boxes_to_pixels, preprocess
@@ -101,6 +97,21 @@ class ExportedModel:
         return f"ExportedModel(config={self.config.name!r}, format={self.info.format!r}, path={str(self.path)!r})"
 
     @property
+    def device(self) -> str:
+        """Where the file runs: ``"cpu"`` or a CUDA device."""
+        return str(getattr(self._run, "device", "cpu"))
+
+    @property
+    def dtype(self) -> str:
+        """The precision chosen at export: ``"float32"``, ``"float16"`` or ``"int8"``."""
+        return self.info.dtype
+
+    @property
+    def runtime(self) -> str:
+        """What executes the file: ``"onnxruntime"`` or ``"aoti"`` (torch's AOTInductor)."""
+        return "onnxruntime" if self.info.format == "onnx" else "aoti"
+
+    @property
     def class_names(self) -> tuple[str, ...]:
         """The names of the classes the model predicts; label ``i`` is ``class_names[i]``."""
         return self.config.class_names
@@ -132,16 +143,11 @@ class ExportedModel:
 
         Same options; ``top_k`` and ``max_detections`` may not exceed the exported values.
         """
-        if isinstance(images, Iterator):
-            raise InvalidArgumentTypeError(
-                "predict takes one image or a list of images; use iter_predict for iterators and streams"
-            )
-        single = not isinstance(images, (list, tuple))
-        batch: list[ImageInput] = list(images) if isinstance(images, (list, tuple)) else [cast(ImageInput, images)]
+        batch, single = as_batch(images)
         resolved = _Options(self, options, kwargs)
         if not batch:
             return []
-        results = self._predict_batch(batch, resolved)
+        results = predict_images(batch, functools.partial(self._predict_read, options=resolved))
         return results[0] if single else results
 
     def iter_predict(
@@ -159,17 +165,10 @@ class ExportedModel:
         Same arguments as :meth:`yolactpp.YolactPP.iter_predict` (``on_error``: ``"raise"``,
         ``"skip"`` or ``"yield"`` for unreadable items; ``track``: ByteTrack ids).
         """
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise InvalidArgumentError(f"batch_size must be an integer >= 1, got {batch_size!r}")
-        if on_error not in ("raise", "skip", "yield"):
-            raise InvalidArgumentError(f"on_error must be one of 'raise', 'skip', 'yield', got {on_error!r}")
+        check_stream_arguments(batch_size, on_error)
         resolved = _Options(self, options, kwargs)
-        stream = self._iter_batches(iter(images), batch_size, resolved, on_error)
-        if track is False:
-            return stream
-        from yolactpp.tracking import with_tracks
-
-        return with_tracks(stream, track)
+        predict_read = functools.partial(self._predict_read, options=resolved)
+        return stream_predictions(images, batch_size, on_error, predict_read, track)
 
     def input_feeds(
         self, images: Sequence[ImageInput], options: PredictOptions | None = None, **kwargs: Any
@@ -177,49 +176,6 @@ class ExportedModel:
         """The graph inputs for a batch of images and prediction options (e.g. to calibrate a quantizer)."""
         arrays = [to_rgb_array(image) for image in images]
         return _Options(self, options, kwargs).feeds(preprocess(arrays, self.config.preprocess))
-
-    def _iter_batches(
-        self, images: Iterator[ImageInput], batch_size: int, options: _Options, on_error: str
-    ) -> Iterator[Any]:
-        start = 0
-        while True:
-            chunk = list(itertools.islice(images, batch_size))
-            if not chunk:
-                return
-            if on_error == "raise":
-                yield from self._predict_batch(chunk, options)
-            else:
-                yield from self._predict_tolerant(chunk, start, options, keep_failures=on_error == "yield")
-            start += len(chunk)
-
-    def _predict_tolerant(
-        self, chunk: list[ImageInput], start: int, options: _Options, keep_failures: bool
-    ) -> Iterator[Any]:
-        """One batch where an unreadable item becomes a :class:`~yolactpp.errors.PredictionFailure` (or a warning)."""
-        read: list[tuple[int, np.ndarray]] = []
-        failures: dict[int, PredictionFailure] = {}
-        for i, image in enumerate(chunk):
-            try:
-                read.append((i, to_rgb_array(image)))
-            except Exception as exc:
-                if not is_item_error(exc):
-                    raise
-                failures[i] = PredictionFailure(start + i, _path_of(image), exc)
-        results = (
-            self._predict_read([a for _, a in read], [_path_of(chunk[i]) for i, _ in read], options) if read else []
-        )
-        by_position = {i: r for (i, _), r in zip(read, results)}
-        for i in range(len(chunk)):
-            if i in by_position:
-                yield by_position[i]
-            elif keep_failures:
-                yield failures[i]
-            else:
-                warnings.warn(f"skipped {failures[i].message}", YolactppWarning, stacklevel=3)
-
-    def _predict_batch(self, batch: list[ImageInput], options: _Options) -> list[Detections]:
-        arrays = [to_rgb_array(image) for image in batch]
-        return self._predict_read(arrays, [_path_of(image) for image in batch], options)
 
     def _predict_read(self, arrays: list[np.ndarray], paths: list[str | None], options: _Options) -> list[Detections]:
         outputs = self._run(options.feeds(preprocess(arrays, self.config.preprocess)))
@@ -256,10 +212,6 @@ class ExportedModel:
         return result
 
 
-def _path_of(image: ImageInput) -> str | None:
-    return str(image) if isinstance(image, (str, os.PathLike)) else None
-
-
 def _onnx_runner(path: Path, threads: int | None, providers: Sequence[str] | None) -> tuple[Runner, dict[str, str]]:
     try:
         import onnxruntime as ort
@@ -285,6 +237,7 @@ def _onnx_runner(path: Path, threads: int | None, providers: Sequence[str] | Non
         values = session.run(names, {k: v for k, v in feeds.items() if k in inputs})
         return dict(zip(names, values))
 
+    run.device = "cuda" if session.get_providers()[0] == "CUDAExecutionProvider" else "cpu"  # type: ignore[attr-defined]
     run.input_names = inputs  # type: ignore[attr-defined]
     run.output_names = names  # type: ignore[attr-defined]
     return run, metadata

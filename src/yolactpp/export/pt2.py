@@ -88,4 +88,5 @@ def pt2_runner(path: Path, threads: int | None = None, device: str | None = None
 
     _, info = read_metadata(metadata, str(path))
     names.extend(info.outputs)
+    run.device = str(target)  # type: ignore[attr-defined]
     return run, metadata
