@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
+from collections.abc import Iterator
 from typing import Any
 
 from yolactpp.cli._common import (
@@ -63,6 +65,22 @@ def _model_arguments(args: argparse.Namespace) -> list[argparse.Namespace]:
     return out
 
 
+@contextlib.contextmanager
+def _torch_threads(threads: int | None) -> Iterator[None]:
+    """torch's intra-op thread count set for the block and restored after (``main`` may run in-process)."""
+    if threads is None:
+        yield
+        return
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 def run(args: argparse.Namespace) -> int:
     from yolactpp.benchmark import benchmark_predict, format_table
     from yolactpp.preprocess import load_image
@@ -72,21 +90,18 @@ def run(args: argparse.Namespace) -> int:
     results = []
     for spec in specs:
         model = load_model(spec)
-        if args.threads is not None and getattr(model, "runtime", "torch") == "torch":
-            import torch
-
-            torch.set_num_threads(args.threads)
-        results.append(
-            benchmark_predict(
-                model,
-                image,
-                image_size=args.image_size,
-                batch_size=args.batch_size,
-                warmup=args.warmup,
-                reps=args.reps,
-                include_masks=not args.no_masks,
+        with _torch_threads(args.threads if getattr(model, "runtime", "torch") == "torch" else None):
+            results.append(
+                benchmark_predict(
+                    model,
+                    image,
+                    image_size=args.image_size,
+                    batch_size=args.batch_size,
+                    warmup=args.warmup,
+                    reps=args.reps,
+                    include_masks=not args.no_masks,
+                )
             )
-        )
         del model
     print(format_table(results))
     return 0
