@@ -51,8 +51,8 @@ def cli(args: list[str], *, torch_free: bool = False) -> float:
 
 
 def _runs(scores: list[float], tie: float = 1e-5) -> list[range]:
-    """Consecutive positions whose scores lie within ``tie`` of their neighbour: float32 rounding
-    may order such near-ties differently, as it may between two runs of the same model."""
+    """Consecutive positions whose ranking scores lie within ``tie`` of their neighbour: float32
+    rounding may order such near-ties differently (measured: gaps of 1.4e-7 swapped)."""
     runs, start = [], 0
     for i in range(1, len(scores) + 1):
         if i == len(scores) or abs(scores[i] - scores[i - 1]) > tie:
@@ -77,7 +77,8 @@ def compare(reference: Path, candidate: Path) -> tuple[bool, float, float, int]:
         got = json.loads((candidate / ref_file.name).read_text())["detections"]
         if len(ref) != len(got):
             return False, float("nan"), float("nan"), swaps
-        for run in _runs([d["score"] for d in ref]):
+        # detections are ordered by box score (the score before mask re-scoring, where there is one)
+        for run in _runs([d.get("box_score", d["score"]) for d in ref]):
             free = list(run)
             for i in run:
                 options = [j for j in free if got[j]["class_id"] == ref[i]["class_id"]]
