@@ -12,13 +12,14 @@ import itertools
 import os
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, cast, get_args
 
 import numpy as np
 
 from yolactpp.errors import (
     InvalidArgumentError,
     InvalidArgumentTypeError,
+    OnError,
     PredictionFailure,
     YolactppWarning,
     is_item_error,
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ON_ERROR", "ReadPredictor", "as_batch", "path_of", "predict_images", "stream_predictions"]
 
-ON_ERROR = ("raise", "skip", "yield")
+ON_ERROR: tuple[str, ...] = get_args(OnError)  # "raise", "skip", "yield"
 
 ReadPredictor = Callable[[list[np.ndarray], list["str | None"]], list[Detections]]
 """Predicts images already read into RGB arrays; the paths (or None) go into the results."""

@@ -87,7 +87,7 @@ def synthetic_image(height: int, width: int, seed: int = 0) -> np.ndarray:
 
 
 def _synchronize(device: Any) -> None:
-    if str(device).startswith("cuda") and not isinstance(device, str):  # torch models; exported ones sync
+    if getattr(device, "type", None) == "cuda":  # a torch device; exported models return synced numpy
         import torch
 
         torch.cuda.synchronize(device)
