@@ -15,7 +15,7 @@ from yolactpp.heads.priors import make_priors
 from yolactpp.heads.protonet import ProtoNet
 from yolactpp.registry import get_backbone_builder
 
-__all__ = ["NetworkOutput", "YolactNetwork", "detection_dtype"]
+__all__ = ["NetworkOutput", "RawOutput", "YolactNetwork", "detection_dtype"]
 
 
 def detection_dtype(compute_dtype: torch.dtype) -> torch.dtype:
@@ -34,6 +34,25 @@ class NetworkOutput:
 
     loc: torch.Tensor
     conf: torch.Tensor
+    coefficients: torch.Tensor
+    priors: torch.Tensor
+    proto: torch.Tensor
+    backbone: tuple[torch.Tensor, ...]
+    fpn: list[torch.Tensor]
+
+
+@dataclass
+class RawOutput:
+    """Pre-activation predictions for a batch, in the network's dtype: what training losses take.
+
+    ``loc`` [B, P, 4] box deltas, ``conf_logits`` [B, P, C+1] (no softmax), ``coefficients``
+    [B, P, k] (tanh), ``priors`` [P, 4] (cx, cy, w, h as fractions of the input), ``proto``
+    [B, Hp, Wp, k] (ReLU), the ``backbone`` stages and the ``fpn`` levels (P3 first; the training
+    semantic-segmentation head reads P3).
+    """
+
+    loc: torch.Tensor
+    conf_logits: torch.Tensor
     coefficients: torch.Tensor
     priors: torch.Tensor
     proto: torch.Tensor
@@ -76,7 +95,8 @@ class YolactNetwork(nn.Module):
             self._prior_cache[key] = cached
         return cached
 
-    def forward(self, x: torch.Tensor) -> NetworkOutput:
+    def forward_raw(self, x: torch.Tensor) -> RawOutput:
+        """Backbone, FPN, ProtoNet and head without the softmax or any dtype change."""
         stages = self.backbone(x)
         features = self.fpn([stages[i] for i in self.config.backbone.selected_layers])
         proto = self.proto_net(features[0]).permute(0, 2, 3, 1)
@@ -87,15 +107,27 @@ class YolactNetwork(nn.Module):
             locs.append(loc)
             confs.append(conf)
             coefs.append(coef)
-        # Detection and mask assembly are sensitive: half-precision networks hand them float32.
-        out_dtype = detection_dtype(x.dtype)
-        priors = self.priors([tuple(f.shape[-2:]) for f in features], out_dtype, x.device)
-        return NetworkOutput(
-            loc=torch.cat(locs, dim=1).to(out_dtype),
-            conf=torch.softmax(torch.cat(confs, dim=1), dim=-1, dtype=out_dtype),
-            coefficients=torch.cat(coefs, dim=1).to(out_dtype),
+        priors = self.priors([tuple(f.shape[-2:]) for f in features], detection_dtype(x.dtype), x.device)
+        return RawOutput(
+            loc=torch.cat(locs, dim=1),
+            conf_logits=torch.cat(confs, dim=1),
+            coefficients=torch.cat(coefs, dim=1),
             priors=priors,
-            proto=proto.to(out_dtype),
+            proto=proto,
             backbone=stages,
             fpn=features,
+        )
+
+    def forward(self, x: torch.Tensor) -> NetworkOutput:
+        raw = self.forward_raw(x)
+        # Detection and mask assembly are sensitive: half-precision networks hand them float32.
+        out_dtype = detection_dtype(x.dtype)
+        return NetworkOutput(
+            loc=raw.loc.to(out_dtype),
+            conf=torch.softmax(raw.conf_logits, dim=-1, dtype=out_dtype),
+            coefficients=raw.coefficients.to(out_dtype),
+            priors=raw.priors,
+            proto=raw.proto.to(out_dtype),
+            backbone=raw.backbone,
+            fpn=raw.fpn,
         )
