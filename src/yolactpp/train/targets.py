@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import torch
 
+from yolactpp.errors import InvalidArgumentError
+
 __all__ = ["ImageTargets"]
 
 
@@ -27,14 +29,14 @@ class ImageTargets:
     def __post_init__(self) -> None:
         n = self.boxes.shape[0]
         if self.boxes.dim() != 2 or self.boxes.shape[1] != 4:
-            raise ValueError(f"boxes must be [n, 4], got {list(self.boxes.shape)}")
+            raise InvalidArgumentError(f"boxes must be [n, 4], got {list(self.boxes.shape)}")
         if self.labels.shape != (n,) or self.masks.dim() != 3 or self.masks.shape[0] != n:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"labels [n] and masks [n, H, W] must match {n} boxes, "
                 f"got {list(self.labels.shape)} and {list(self.masks.shape)}"
             )
         if not 0 <= self.num_crowds <= n:
-            raise ValueError(f"num_crowds must be in [0, {n}], got {self.num_crowds}")
+            raise InvalidArgumentError(f"num_crowds must be in [0, {n}], got {self.num_crowds}")
 
     def to(self, device: torch.device | str) -> ImageTargets:
         return ImageTargets(self.boxes.to(device), self.labels.to(device), self.masks.to(device), self.num_crowds)
