@@ -57,7 +57,9 @@ def _check_inputs(
             f"got {list(raw.proto.shape)}"
         )
     if len(targets) != batch:
-        raise InvalidArgumentError(f"targets: need one ImageTargets per image, got {len(targets)} for a batch of {batch}")
+        raise InvalidArgumentError(
+            f"targets: need one ImageTargets per image, got {len(targets)} for a batch of {batch}"
+        )
     for i, target in enumerate(targets):
         if not isinstance(target, ImageTargets):
             raise InvalidArgumentError(f"targets[{i}] must be an ImageTargets, got {type(target).__name__}")
