@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import numbers
-import operator
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,13 +24,9 @@ def _number(name: str, value: Any, low: float, high: float = math.inf) -> float:
 
 
 def _count(name: str, value: Any, low: int) -> int:
-    try:
-        number = operator.index(value) if not isinstance(value, bool) else None
-    except TypeError:
-        number = None
-    if number is None or number < low:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
         raise InvalidArgumentError(f"LossConfig.{name} must be an int >= {low}, got {value!r}")
-    return number
+    return int(value)
 
 
 @dataclass(frozen=True)
