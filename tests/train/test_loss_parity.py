@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 
+from yolactpp.detect.decode import decode_boxes, encode_boxes
 from yolactpp.errors import InvalidArgumentError
 from yolactpp.heads.maskiou import MaskIoUNet
 from yolactpp.network import RawOutput
@@ -281,3 +282,11 @@ def test_bad_settings_and_inputs_are_named() -> None:
     small = dataclasses.replace(case.raw, proto=case.raw.proto[:, :32, :32])
     with pytest.raises(InvalidArgumentError, match="too small for the mask re-scoring net"):
         compute_losses(small, None, case.targets, case.maskiou_net, case.config)
+
+
+def test_encode_inverts_decode() -> None:
+    generator = torch.Generator().manual_seed(3)
+    priors = torch.cat([torch.rand(20, 2, generator=generator), torch.rand(20, 2, generator=generator) * 0.5 + 0.05], 1)
+    deltas = torch.randn(20, 4, generator=generator, dtype=torch.float64)
+    priors = priors.to(torch.float64)
+    torch.testing.assert_close(encode_boxes(decode_boxes(deltas, priors), priors), deltas, rtol=1e-12, atol=1e-12)
