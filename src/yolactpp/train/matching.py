@@ -87,8 +87,8 @@ def match_priors(
         # O(n^2 P) with the same choices (max takes the first of equal values either way).
         per_object, per_object_prior = overlaps.max(dim=1)
         for _ in range(boxes.shape[0]):
-            j = per_object.argmax()
-            i = per_object_prior[j]
+            j = int(per_object.argmax())  # ints: tensor indices would make these writes copies
+            i = int(per_object_prior[j])
             overlaps[:, i] = -1
             overlaps[j, :] = -1
             per_object[j] = -1
