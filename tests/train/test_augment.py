@@ -198,3 +198,14 @@ def test_sample_left_empty_is_replaced_then_fails_clearly(shapes: ShapesDataset)
     data = CocoDataset(shapes.annotations, shapes.images, CONFIG, augment=options)
     with pytest.raises(DatasetError, match="kept no object"):
         data[0]
+
+
+def test_hsv_conversion_matches_opencv_outside_the_usual_range() -> None:
+    """The original distorts in OpenCV's float HSV, unclipped: values past 0..255 and saturation over 1."""
+    cv2 = pytest.importorskip("cv2")  # installed with the dev extras (trackers)
+    rgb = np.random.default_rng(1).uniform(-60, 320, size=(40, 50, 3)).astype(np.float32)
+    reference = cv2.cvtColor(np.ascontiguousarray(rgb[..., ::-1]), cv2.COLOR_BGR2HSV)
+    np.testing.assert_allclose(_rgb_to_hsv(rgb), reference, rtol=1e-5, atol=1e-4)
+    reference[..., 1] *= 1.4
+    back = cv2.cvtColor(reference, cv2.COLOR_HSV2BGR)[..., ::-1]
+    np.testing.assert_allclose(_hsv_to_rgb(reference), back, rtol=1e-5, atol=1e-3)

@@ -46,6 +46,7 @@ def test_two_workers_give_the_batches_of_none(shapes: ShapesDataset) -> None:
     assert images.shape == (3, 3, 48, 48) and images.dtype == torch.float32 and len(targets) == 3
     assert _same(_take(parallel_loader.batches(start_iteration=6), 3), serial[6:9])  # resume mid-epoch
     assert not _same(epoch0[:1], epoch1[:1])  # reshuffled and re-augmented each epoch
+    assert _same(_take(parallel_loader.batches(), 2), serial[:2])  # after leaving a run mid-epoch
 
 
 def test_order_follows_the_seed_and_shuffle(shapes: ShapesDataset) -> None:

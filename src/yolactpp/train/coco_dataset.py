@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from yolactpp.config import PreprocessConfig
-from yolactpp.errors import DatasetError, InvalidArgumentError
+from yolactpp.errors import DatasetError, InvalidArgumentError, InvalidIndexError
 from yolactpp.preprocess import InvalidImageError, load_image, to_rgb_array
 from yolactpp.train.augment import DEFAULT_FILL, AugmentOptions, Sample, augment, to_network_input
 from yolactpp.train.coco_instances import CocoImage, CocoInstances, decode_masks, read_coco_instances
@@ -149,7 +149,7 @@ class CocoDataset(torch.utils.data.Dataset):
         """
         index, epoch, seed = key if isinstance(key, tuple) else SampleKey(int(key))
         if not -len(self) <= index < len(self):
-            raise IndexError(f"sample index {index} out of range for {len(self)} images")
+            raise InvalidIndexError(f"sample index {index} out of range for {len(self)} images")
         threads = torch.get_num_threads()
         if threads == 1:
             return self._build(index % len(self), epoch, seed)
