@@ -20,7 +20,8 @@ def shapes(tmp_path_factory: pytest.TempPathFactory) -> ShapesDataset:
 
 
 def tiny_coco() -> dict[str, Any]:
-    """Two 40 x 30 images; categories 5 'a' and 2 'b' (so 'b' is class 0); a polygon, an RLE and a crowd."""
+    """Three 40 x 30 images (the last unannotated); categories 5 'a' and 2 'b' (so 'b' is class 0);
+    a crowd RLE listed before a polygon on image 1, a polygon on image 2."""
     crowd_rle = {"size": [30, 40], "counts": [305, 10, 20, 10, 20, 10, 825]}  # columns 10-12, rows 5-14
     return {
         "images": [
@@ -31,20 +32,20 @@ def tiny_coco() -> dict[str, Any]:
         "categories": [{"id": 5, "name": "a"}, {"id": 2, "name": "b"}],
         "annotations": [
             {
-                "id": 11,
-                "image_id": 1,
-                "category_id": 5,
-                "iscrowd": 0,
-                "bbox": [4, 6, 10, 8],
-                "segmentation": [[4, 6, 14, 6, 14, 14, 4, 14]],
-            },
-            {
                 "id": 12,
                 "image_id": 1,
                 "category_id": 2,
                 "iscrowd": 1,
                 "bbox": [10, 5, 3, 10],
                 "segmentation": crowd_rle,
+            },
+            {
+                "id": 11,
+                "image_id": 1,
+                "category_id": 5,
+                "iscrowd": 0,
+                "bbox": [4, 6, 10, 8],
+                "segmentation": [[4, 6, 14, 6, 14, 14, 4, 14]],
             },
             {
                 "id": 13,

@@ -118,12 +118,12 @@ CASES: dict[str, tuple[Mutation, str, str]] = {
         "annotation 13",
     ),
     "RLE size": (
-        _set("annotations.1.segmentation", {"size": [40, 30], "counts": [1200]}),
+        _set("annotations.0.segmentation", {"size": [40, 30], "counts": [1200]}),
         "malformed_segmentation",
         "annotation 12",
     ),
     "RLE length": (
-        _set("annotations.1.segmentation", {"size": [30, 40], "counts": [5, 10]}),
+        _set("annotations.0.segmentation", {"size": [30, 40], "counts": [5, 10]}),
         "malformed_segmentation",
         "annotation 12",
     ),
@@ -160,7 +160,7 @@ def test_malformed_input_is_named_or_skipped_and_counted(case: str, tmp_path: Pa
 
 def test_all_problems_are_listed_at_once(tmp_path: Path) -> None:
     data = tiny_coco()
-    data["annotations"][0]["category_id"] = 77
+    data["annotations"][1]["category_id"] = 77
     data["annotations"][2]["bbox"] = [0, 0, 0, 0]
     path = write_coco(tmp_path, data)
     with pytest.raises(DatasetError, match=r"2 problem\(s\)") as info:

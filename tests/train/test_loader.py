@@ -16,7 +16,8 @@ from yolactpp.train.coco_dataset import CocoDataset
 from yolactpp.train.loader import Batch, collate, make_loader
 from yolactpp.train.shapes import ShapesDataset
 
-CONFIG = PreprocessConfig(size=48)
+# Large enough that torch resizes with several threads (tests run with 2): workers use one.
+CONFIG = PreprocessConfig(size=128)
 
 
 def _same(a: list[Batch], b: list[Batch]) -> bool:
@@ -43,7 +44,7 @@ def test_two_workers_give_the_batches_of_none(shapes: ShapesDataset) -> None:
     epoch0, epoch1 = list(parallel_loader), list(parallel_loader)
     assert _same(serial[:4], epoch0) and _same(serial[4:8], epoch1)
     images, targets = epoch0[0]
-    assert images.shape == (3, 3, 48, 48) and images.dtype == torch.float32 and len(targets) == 3
+    assert images.shape == (3, 3, 128, 128) and images.dtype == torch.float32 and len(targets) == 3
     assert _same(_take(parallel_loader.batches(start_iteration=6), 3), serial[6:9])  # resume mid-epoch
     assert not _same(epoch0[:1], epoch1[:1])  # reshuffled and re-augmented each epoch
     assert _same(_take(parallel_loader.batches(), 2), serial[:2])  # after leaving a run mid-epoch
@@ -58,6 +59,9 @@ def test_order_follows_the_seed_and_shuffle(shapes: ShapesDataset) -> None:
         tuple(t[0].boxes.flatten().tolist()) for s in range(4) for _, t in [next(iter(make_loader(data, 4, seed=s)))]
     }
     assert len(orders) > 1
+    loader = make_loader(data, 4, seed=0)
+    epochs = [[tuple(t.boxes.flatten().tolist()) for _, ts in loader for t in ts] for _ in range(2)]
+    assert sorted(epochs[0]) == sorted(epochs[1]) and epochs[0] != epochs[1]  # same images, new order
     assert len(make_loader(data, 5, drop_last=False)) == 3 and len(make_loader(data, 5)) == 2
 
 
