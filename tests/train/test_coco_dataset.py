@@ -132,6 +132,8 @@ CASES: dict[str, tuple[Mutation, str, str]] = {
         "zero_area_mask",
         "annotation 13",
     ),
+    "list as image id": (_set("annotations.2.image_id", [2]), "malformed_annotation", "annotation 13"),
+    "string crowd flag": (_set("annotations.2.iscrowd", "no"), "malformed_annotation", "annotation 13"),
     "no segmentation": (
         lambda d, f: d["annotations"][2].pop("segmentation"),
         "malformed_segmentation",

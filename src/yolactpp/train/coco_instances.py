@@ -160,7 +160,7 @@ def _categories(source: Path, records: Any) -> tuple[tuple[str, ...], tuple[int,
         raise _fatal(source, "'categories' must be a non-empty list of {'id': int, 'name': str}")
     seen: dict[int, str] = {}
     for i, cat in enumerate(records):
-        if not isinstance(cat, dict) or not _is_id(cat.get("id")) or not isinstance(cat.get("id"), int):
+        if not isinstance(cat, dict) or not isinstance(cat.get("id"), int) or isinstance(cat["id"], bool):
             raise _fatal(source, f"categories[{i}]: needs an integer 'id', got {cat!r}"[:300])
         if not isinstance(cat.get("name"), str) or not cat["name"]:
             raise _fatal(source, f"category {cat['id']}: needs a non-empty string 'name'")
@@ -390,6 +390,7 @@ def read_coco_instances(
     anns = data["annotations"]
     if not isinstance(anns, list):
         raise _fatal(source, "'annotations' must be a list")
+    listed = {r["id"] for r in data["images"] if isinstance(r, dict) and _is_id(r.get("id"))}
     objects: dict[Any, list[CocoObject]] = {}
     annotated: set[Any] = set()
     seen: set[Any] = set()
@@ -404,10 +405,12 @@ def read_coco_instances(
             continue
         seen.add(ann_id)
         image_id = ann.get("image_id")
+        if not _is_id(image_id):
+            problems.add("malformed_annotation", where, f"'image_id' must be an integer or string, got {image_id!r}")
+            continue
         annotated.add(image_id)
         if image_id not in image_records:
-            known = any(isinstance(r, dict) and r.get("id") == image_id for r in data["images"])
-            if not known:  # annotations of images refused above are not counted twice
+            if image_id not in listed:  # the annotations of an image refused above go with it, uncounted
                 problems.add("unknown_image", where, f"image_id {image_id!r} is not among the images")
             continue
         record, _ = image_records[image_id]
