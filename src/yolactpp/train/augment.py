@@ -6,7 +6,8 @@ its generator's seed):
 
 1. photometric distortion: brightness (p 1/2, +-32), then in a random order contrast (p 1/2,
    x0.5..1.5) and, in HSV, saturation (p 1/2, x0.5..1.5) and hue (p 1/2, +-18 degrees); values
-   are not clipped, as in the original (OpenCV's float HSV formulas);
+   are not clipped, as in the original (OpenCV's float HSV formulas); when neither saturation nor
+   hue changes, the HSV round trip (the original always makes it) is skipped: it only adds rounding;
 2. expand (p 1/2): the image is placed at a random spot of a canvas 1..4 times its size filled
    with the mean colour;
 3. random sample crop: one of six modes (keep the image, or crop with a minimum IoU of 0.1, 0.3,
@@ -97,30 +98,31 @@ class Sample:
 # -- photometric distortion -------------------------------------------------------------------
 def _rgb_to_hsv(rgb: np.ndarray) -> np.ndarray:
     """OpenCV's float RGB -> HSV (H in degrees 0..360, S = range / |max|, V = max), unclipped."""
-    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
-    v = rgb.max(axis=-1)
-    diff = v - rgb.min(axis=-1)
+    r, g, b = np.ascontiguousarray(np.moveaxis(rgb, -1, 0), dtype=np.float32)
+    v = np.maximum(np.maximum(r, g), b)
+    diff = v - np.minimum(np.minimum(r, g), b)
     s = diff / (np.abs(v) + _FLT_EPSILON)
     scale = 60.0 / (diff + _FLT_EPSILON)
     h = np.where(v == r, (g - b) * scale, np.where(v == g, (b - r) * scale + 120.0, (r - g) * scale + 240.0))
-    h = np.where(h < 0, h + 360.0, h)
-    return np.stack([h, s, v], axis=-1).astype(np.float32)
+    h[h < 0] += 360.0
+    return np.stack([h, s, v], axis=-1).astype(np.float32, copy=False)
 
 
 def _hsv_to_rgb(hsv: np.ndarray) -> np.ndarray:
-    """OpenCV's float HSV -> RGB (inverse of :func:`_rgb_to_hsv`; S outside 0..1 extrapolates)."""
-    h, s, v = hsv[..., 0] / 60.0, hsv[..., 1], hsv[..., 2]
-    h = np.mod(h, 6.0)
-    sector = np.floor(h).astype(np.int64) % 6
-    f = h - np.floor(h)
-    p, q, t = v * (1 - s), v * (1 - s * f), v * (1 - s * (1 - f))
-    # (r, g, b) per sector: 0 (v, t, p), 1 (q, v, p), 2 (p, v, t), 3 (p, q, v), 4 (t, p, v), 5 (v, p, q)
-    table = np.stack([v, q, p, t], axis=0)  # indices 0 v, 1 q, 2 p, 3 t
-    pick = np.array([[0, 3, 2], [1, 0, 2], [2, 0, 3], [2, 1, 0], [3, 2, 0], [0, 2, 1]])[sector]
-    rgb = np.take_along_axis(table, np.moveaxis(pick, -1, 0), axis=0)
-    gray = s == 0
-    rgb = np.where(gray[None], v[None], rgb)
-    return np.moveaxis(rgb, 0, -1).astype(np.float32)
+    """OpenCV's float HSV -> RGB (inverse of :func:`_rgb_to_hsv`; S outside 0..1 extrapolates).
+
+    Written as channel = V - V S clip(min(k, 4 - k), 0, 1) with k = (n + H / 60) mod 6, n = 5, 3, 1
+    for R, G, B: per hue sector this is OpenCV's V, V(1 - S), V(1 - S f), V(1 - S(1 - f)).
+    """
+    h, s, v = np.ascontiguousarray(np.moveaxis(hsv, -1, 0), dtype=np.float32)
+    h6 = h / np.float32(60.0)
+    vs = v * s
+    channels = []
+    for n in (5.0, 3.0, 1.0):
+        k = np.mod(h6 + np.float32(n), np.float32(6.0))
+        weight = np.clip(np.minimum(k, np.float32(4.0) - k), 0.0, 1.0)
+        channels.append(v - vs * weight)
+    return np.stack(channels, axis=-1).astype(np.float32, copy=False)
 
 
 def photometric_distort(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -137,15 +139,19 @@ def photometric_distort(image: np.ndarray, rng: np.random.Generator) -> np.ndarr
 
     if contrast_first:
         im = contrast(im)
-    hsv = _rgb_to_hsv(im)
-    if rng.integers(2):
-        hsv[..., 1] *= np.float32(rng.uniform(0.5, 1.5))
-    if rng.integers(2):
-        hue = hsv[..., 0] + np.float32(rng.uniform(-18.0, 18.0))
-        hue[hue > 360.0] -= 360.0
-        hue[hue < 0.0] += 360.0
-        hsv[..., 0] = hue
-    im = _hsv_to_rgb(hsv)
+    saturation = rng.uniform(0.5, 1.5) if rng.integers(2) else None
+    hue_shift = rng.uniform(-18.0, 18.0) if rng.integers(2) else None
+    # The original always goes through HSV; without a change there the round trip only adds rounding.
+    if saturation is not None or hue_shift is not None:
+        hsv = _rgb_to_hsv(im)
+        if saturation is not None:
+            hsv[..., 1] *= np.float32(saturation)
+        if hue_shift is not None:
+            hue = hsv[..., 0] + np.float32(hue_shift)
+            hue[hue > 360.0] -= 360.0
+            hue[hue < 0.0] += 360.0
+            hsv[..., 0] = hue
+        im = _hsv_to_rgb(hsv)
     if not contrast_first:
         im = contrast(im)
     return im
