@@ -210,6 +210,15 @@ def test_nothing_usable_is_an_error(tmp_path: Path) -> None:
         CocoDataset(path, tmp_path, CONFIG, skip_bad=True)
 
 
+def test_file_without_annotations_validates_but_does_not_train(tmp_path: Path) -> None:
+    data = tiny_coco()
+    data["annotations"] = []
+    path = write_coco(tmp_path, data)
+    assert len(CocoDataset(path, tmp_path, CONFIG, augment=False)) == 3  # all images, as the original
+    with pytest.raises(DatasetError, match="no image has an annotation to train on"):
+        CocoDataset(path, tmp_path, CONFIG)
+
+
 def test_image_that_stops_decoding_names_the_file(tmp_path: Path) -> None:
     path = write_coco(tmp_path, tiny_coco())
     data = CocoDataset(path, tmp_path, CONFIG)

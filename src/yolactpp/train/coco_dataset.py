@@ -78,6 +78,8 @@ class CocoDataset(torch.utils.data.Dataset):
             augment if isinstance(augment, AugmentOptions) else AugmentOptions() if augment else None
         )
         self.skip_bad = skip_bad
+        if self.augment_options is not None and not any(image.objects for image in self.instances.images):
+            raise DatasetError(f"{self.annotation_file}: no image has an annotation to train on")
         mean = preprocess_config.mean
         self._fill = DEFAULT_FILL if mean is None else (float(mean[0]), float(mean[1]), float(mean[2]))
 
