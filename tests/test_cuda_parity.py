@@ -42,10 +42,14 @@ def cuda_model(config: str, checkpoint) -> YolactPP:
     return YolactPP.from_pretrained(checkpoint(config)).to("cuda")
 
 
+@pytest.fixture(scope="module")
+def cuda_model64(config: str, checkpoint) -> YolactPP:
+    return YolactPP.from_pretrained(checkpoint(config)).to("cuda", torch.float64)
+
+
 @pytest.mark.parametrize("image", IMAGES)
-def test_float64_on_cuda_matches_golden(checkpoint, config: str, image: str) -> None:
-    model = YolactPP.from_pretrained(checkpoint(config)).to("cuda", torch.float64)
-    det = model.predict(image_path(image))
+def test_float64_on_cuda_matches_golden(cuda_model64: YolactPP, config: str, image: str) -> None:
+    det = cuda_model64.predict(image_path(image))
     assert det.boxes.is_cuda and det.scores.dtype == torch.float64
     check_float64(det, golden(config, image))
 
