@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # GPU check in one command (docs/performance.md, "GPU check"): build the native ops for the GPU
 # found, run the CUDA tests, CUDA parity, the self-check, ONNX on CUDA and the benchmarks, within
-# 8 minutes (the step limits add up to 465 s); results in gpu_check.json / .md / .log.
+# 8 minutes (the step limits add up to 460 s); results in gpu_check.json / .md / .log.
 #   scripts/gpu_check.sh [--out DIR]       on a CUDA machine (wheels the image lacks: .whl/, see
 #                                          scripts/gpu_check_prepare.sh)
 #   scripts/gpu_check.sh --cpu-dry-run     the same steps here, CUDA ones skipped (CI runs this)

@@ -89,3 +89,12 @@ def test_gpu_plan_on_paper(tmp_path: Path) -> None:
             also = [cmd[i + 1].rsplit("@", 1)[1] for i, a in enumerate(cmd) if a == "--also"]
             assert [cmd[cmd.index("--dtype") + 1], *also] == ["float32", "float16", "bfloat16"]
     assert sum(s.limit_s for s in gpu_check.STEPS) == gpu_check.STEP_LIMITS_S < gpu_check.BUDGET_S == 480
+
+
+def test_docs_list_every_step_with_its_limit() -> None:
+    """docs/performance.md's step table is the script's (names, order, limits)."""
+    text = (REPO / "docs" / "performance.md").read_text().split("## GPU check", 1)[1]
+    rows = [line.split("|")[1:3] for line in text.splitlines() if line.startswith("| ") and line.split("|")[2].strip().isdigit()]
+    assert [(name.strip(), int(limit)) for name, limit in rows] == [(s.name, s.limit_s) for s in gpu_check.STEPS]
+    assert f"add up to {gpu_check.STEP_LIMITS_S} s" in text
+
