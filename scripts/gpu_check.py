@@ -72,6 +72,8 @@ Plan = Callable[[Context], "list[str] | str"]
 
 @dataclass(frozen=True)
 class Step:
+    """One step: its name, time limit on a GPU machine, a one-line description and its command."""
+
     name: str
     limit_s: int
     what: str
@@ -80,6 +82,8 @@ class Step:
 
 @dataclass
 class Outcome:
+    """How a step went: ``status`` is one of STATUSES; ``data`` holds what the step wrote."""
+
     name: str
     what: str
     limit_s: int
@@ -97,15 +101,16 @@ def _module(ctx: Context, *args: str) -> list[str]:
     return [ctx.python, "-m", *args]
 
 
-def _steps_cmd(ctx: Context, step: str, name: str, *args: str) -> list[str]:
-    return [ctx.python, STEPS_PY, step, "--json", ctx.json_for(name), *args]
+def _steps_cmd(ctx: Context, step: str, *args: str) -> list[str]:
+    """A subcommand of gpu_check_steps.py, writing its findings where the report looks for them."""
+    return [ctx.python, STEPS_PY, step, "--json", ctx.json_for(step), *args]
 
 
 def _install(ctx: Context) -> list[str]:
     wheels = REPO / ".whl"
     if ctx.dry:
-        return _steps_cmd(ctx, "install", "install")
-    return _steps_cmd(ctx, "install", "install", "--wheels", str(wheels), "--target", str(ctx.work / "site"))
+        return _steps_cmd(ctx, "install")
+    return _steps_cmd(ctx, "install", "--wheels", str(wheels), "--target", str(ctx.work / "site"))
 
 
 def _build_ops(ctx: Context) -> list[str] | str:
@@ -123,25 +128,15 @@ def _pytest(name: str, *selection: str) -> Plan:
 
 
 def _selfcheck(ctx: Context) -> list[str]:
-    return _steps_cmd(ctx, "selfcheck", "selfcheck", "--device", "cpu" if ctx.dry else "cuda")
+    return _steps_cmd(ctx, "selfcheck", "--device", "cpu" if ctx.dry else "cuda")
 
 
 def _onnx(ctx: Context) -> list[str]:
     model = BENCH_MODELS[0]
     device = "cpu" if ctx.dry else "cuda"
     return _steps_cmd(
-        ctx,
-        "onnx",
-        "onnx",
-        "--device",
-        device,
-        "--weights",
-        ctx.checkpoint(model),
-        "--config",
-        model,
-        "--work",
-        str(ctx.work),
-    )
+        ctx, "onnx", "--device", device, "--weights", ctx.checkpoint(model), "--config", model, "--work", str(ctx.work)
+    )  # fmt: skip
 
 
 def _bench(model: str, batch: int) -> Plan:
@@ -163,23 +158,10 @@ def _bench(model: str, batch: int) -> Plan:
 
 
 def _maskrcnn(ctx: Context) -> list[str]:
-    cmd = _steps_cmd(ctx, "maskrcnn", "maskrcnn")
+    cmd = _steps_cmd(ctx, "maskrcnn")
     if ctx.dry:
-        return [
-            *cmd,
-            "--device",
-            "cpu",
-            "--dtypes",
-            "float32",
-            "--batches",
-            "1",
-            "--size",
-            "128",
-            "--warmup",
-            "0",
-            "--reps",
-            "1",
-        ]
+        small = ["--dtypes", "float32", "--batches", "1", "--size", "128", "--warmup", "0", "--reps", "1"]
+        return [*cmd, "--device", "cpu", *small]
     return [*cmd, "--device", "cuda", "--dtypes", "float32,float16", "--batches", "1,8", "--reps", "8"]
 
 
@@ -190,9 +172,9 @@ def _train(ctx: Context) -> list[str] | str:
 
 
 STEPS: tuple[Step, ...] = (
-    Step("env", 10, "Python, torch, CUDA, the GPU", lambda ctx: _steps_cmd(ctx, "env", "env")),
+    Step("env", 10, "Python, torch, CUDA, the GPU", lambda ctx: _steps_cmd(ctx, "env")),
     Step("install", 20, "wheels from .whl/, then import every needed module", _install),
-    Step("weights", 10, "synthetic checkpoints of the benchmarked models", lambda ctx: _steps_cmd(ctx, "weights", "weights", "--dir", str(ctx.work / "weights"), *BENCH_MODELS)),
+    Step("weights", 10, "synthetic checkpoints of the benchmarked models", lambda ctx: _steps_cmd(ctx, "weights", "--dir", str(ctx.work / "weights"), *BENCH_MODELS)),
     Step("build-ops", 100, "yolactpp build-ops for the GPU found", _build_ops),
     Step("ops", 15, "yolactpp build-ops --check: which backend runs each op", lambda ctx: _module(ctx, "yolactpp", "build-ops", "--check")),
     Step("selfcheck", 20, "native kernels against their references (ops/_selfcheck.py)", _selfcheck),
