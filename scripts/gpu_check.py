@@ -160,8 +160,8 @@ def _bench(model: str, batch: int) -> Plan:
 def _maskrcnn(ctx: Context) -> list[str]:
     cmd = _steps_cmd(ctx, "maskrcnn")
     if ctx.dry:
-        small = ["--dtypes", "float32", "--batches", "1", "--size", "128", "--warmup", "0", "--reps", "1"]
-        return [*cmd, "--device", "cpu", *small]
+        small = ["--dtypes", "float32", "--batches", "1", "--size", "128", "--image-size", "320x180", "--reps", "1"]
+        return [*cmd, "--device", "cpu", "--warmup", "0", *small]
     return [*cmd, "--device", "cuda", "--dtypes", "float32,float16", "--batches", "1,8", "--reps", "8"]
 
 

@@ -47,7 +47,7 @@ def test_dry_run_reports_every_step_with_a_status(dry_run: tuple[subprocess.Comp
     report: dict[str, Any] = json.loads((out / "gpu_check.json").read_text())
     steps = {s["name"]: s for s in report["steps"]}
     assert list(steps) == [s.name for s in gpu_check.STEPS]
-    assert all(s["status"] in ("ok", "skipped") and s["note"] for s in steps.values()), steps
+    assert all(s["status"] in ("ok", "skipped") and s["note"] for s in steps.values()), steps  # none failed
     assert report["mode"] == "cpu-dry-run" and report["step_limits_s"] == gpu_check.STEP_LIMITS_S < 480
     # CUDA-only work says why it did not run; the CUDA tests were collected and skipped, not lost
     assert steps["build-ops"]["status"] == "skipped" and steps["build-ops"]["note"].startswith("dry run")
@@ -94,7 +94,10 @@ def test_gpu_plan_on_paper(tmp_path: Path) -> None:
 def test_docs_list_every_step_with_its_limit() -> None:
     """docs/performance.md's step table is the script's (names, order, limits)."""
     text = (REPO / "docs" / "performance.md").read_text().split("## GPU check", 1)[1]
-    rows = [line.split("|")[1:3] for line in text.splitlines() if line.startswith("| ") and line.split("|")[2].strip().isdigit()]
+    rows = [
+        line.split("|")[1:3]
+        for line in text.splitlines()
+        if line.startswith("| ") and line.split("|")[2].strip().isdigit()
+    ]
     assert [(name.strip(), int(limit)) for name, limit in rows] == [(s.name, s.limit_s) for s in gpu_check.STEPS]
     assert f"add up to {gpu_check.STEP_LIMITS_S} s" in text
-
