@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -383,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--work",
         metavar="DIR",
-        help="scratch folder for weights, the ops build and exports (default: a new temporary folder)",
+        help="scratch folder for weights, the ops build and exports, kept (default: a temporary one, removed at the end)",
     )
     parser.add_argument("--only", metavar="STEP,...", help="run only these steps (names as in the summary)")
     args = parser.parse_args(argv)
@@ -419,6 +420,8 @@ def main(argv: list[str] | None = None) -> int:
             outcomes.append(outcome)
             print(f"  {outcome.name:<28} {outcome.status:<8} {outcome.seconds:5.0f} s  {outcome.note[:90]}", flush=True)
     report = write_report(out, ctx, outcomes, started)
+    if args.work is None:  # our own scratch folder: checkpoints and builds of a few hundred MB
+        shutil.rmtree(work, ignore_errors=True)
     print()
     print(step_table(outcomes, width=70))
     if report["timings"]:
