@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.yolactpp-installed
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: setup demo test bench ops clean
+.PHONY: setup demo test bench ops clean gpu-check gpu-check-dry
 
 setup: $(STAMP)
 
@@ -27,6 +27,15 @@ bench: setup
 	$(PY) benchmarks/bench_ops.py
 	$(PY) benchmarks/bench_e2e.py --reps 10 --compile --all-models
 	$(PY) benchmarks/bench_ceiling.py --models yolact_plus_resnet50,yolact_plus_base,yolact_resnet50,yolact_base,yolact_darknet53,yolact_im700
+
+# GPU check (docs/performance.md, "GPU check"): on a CUDA machine with no network, from a clean
+# checkout with the image's python3 (no setup: it would download torch); wheels it lacks come from
+# .whl/ (scripts/gpu_check_prepare.sh). The dry run is the same script here, CUDA steps skipped.
+gpu-check:
+	scripts/gpu_check.sh
+
+gpu-check-dry: setup
+	PYTHON=$(PY) scripts/gpu_check.sh --cpu-dry-run
 
 demo: setup
 	$(PY) scripts/demo.py

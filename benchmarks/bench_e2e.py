@@ -62,24 +62,30 @@ def build_yolact(model: str, checkpoint: Path, dtype: str, channels_last: bool, 
     return run
 
 
-def build_maskrcnn(dtype: str, channels_last: bool) -> Callable[[Any], Any]:
-    """torchvision's Mask R-CNN v1, random weights, forced to 100 detections; bfloat16 through
-    CPU autocast (its NMS/RoIAlign kernels have no bfloat16 CPU version)."""
+def build_maskrcnn(
+    dtype: str, channels_last: bool, device: str = "cpu", batch_size: int = 1, size: int = 550
+) -> Callable[[Any], Any]:
+    """torchvision's Mask R-CNN v1, random weights, forced to 100 detections, at YOLACT's 550 px
+    (``size``); ``batch_size`` copies of the image per call (the first image's masks are returned
+    for a batch of one, else a list). bfloat16 / float16 through autocast on ``device`` (on the
+    CPU its NMS/RoIAlign kernels have no bfloat16 version). The caller synchronises a GPU."""
     import numpy as np
     import torch
     import torchvision
 
     torch.manual_seed(0)
     net = torchvision.models.detection.maskrcnn_resnet50_fpn(
-        weights=None, weights_backbone=None, box_score_thresh=0.0, box_detections_per_img=100, min_size=550, max_size=550
+        weights=None, weights_backbone=None, box_score_thresh=0.0, box_detections_per_img=100, min_size=size, max_size=size
     ).eval()
-    net.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
-    autocast = dtype == "bfloat16"
+    net.to(device=device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    autocast = dtype in ("bfloat16", "float16")
+    device_type = torch.device(device).type
 
     def run(image: Any) -> Any:
-        x = torch.from_numpy(np.array(image)).permute(2, 0, 1).float() / 255
-        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
-            return net([x])[0]["masks"]
+        x = torch.from_numpy(np.array(image)).to(device).permute(2, 0, 1).float() / 255
+        with torch.inference_mode(), torch.autocast(device_type, dtype=getattr(torch, dtype), enabled=autocast):
+            masks = [out["masks"] for out in net([x] * batch_size)]
+        return masks[0] if batch_size == 1 else masks
 
     return run
 

@@ -16,6 +16,12 @@ torch.set_num_threads(2)
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Tests marked ``cuda`` skip (with one shared reason) where no CUDA device is visible."""
+    if item.get_closest_marker("cuda") is not None and not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+
+
 @pytest.fixture(scope="session")
 def checkpoint_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("checkpoints")

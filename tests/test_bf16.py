@@ -2,32 +2,11 @@
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from tests.oracle.checkpoints import CONFIGS
-from tests.oracle.compare import IMAGES, box_iou, image_path
-from yolactpp import Detections, YolactPP
-
-
-def kept_fraction(reference: Detections, candidate: Detections, min_score: float = 0.05) -> tuple[int, int]:
-    """Greedy one-to-one matching (same class, box IoU >= 0.9) of the reference detections with
-    score >= ``min_score``, in reference order; returns (matched, eligible)."""
-    ref_boxes = reference.boxes.double().numpy()
-    cand_boxes = candidate.boxes.double().numpy()
-    cand_labels = candidate.labels.numpy()
-    used = np.zeros(len(candidate), dtype=bool)
-    eligible = matched = 0
-    for i in range(len(reference)):
-        if reference.scores[i] < min_score:
-            continue
-        eligible += 1
-        for j in np.flatnonzero(~used & (cand_labels == int(reference.labels[i]))):
-            if box_iou(cand_boxes[j], ref_boxes[i]) >= 0.9:
-                used[j] = True
-                matched += 1
-                break
-    return matched, eligible
+from tests.oracle.compare import IMAGES, image_path, kept_fraction
+from yolactpp import YolactPP
 
 
 def test_bf16_keeps_float32_detections(checkpoint) -> None:

@@ -241,6 +241,31 @@ def test_benchmark_prints_a_latency_row(v1_checkpoint: Path, capsys) -> None:
     assert per_second == pytest.approx(1000 / median_ms, rel=0.01, abs=0.006)  # batch 1, printed to 2 decimals
 
 
+def test_benchmark_writes_json_rows_per_dtype(v1_checkpoint: Path, tmp_path: Path, capsys) -> None:
+    """--also WEIGHTS@DTYPE times another dtype in the same run; --json keeps every row, never overwrites."""
+    out = tmp_path / "bench.json"
+    args = ["benchmark", "-m", str(v1_checkpoint), "--image-size", "64x48", "--warmup", "0", "--reps", "1"]
+    args += ["--batch-size", "2", "--also", f"{v1_checkpoint}@bfloat16", "--json", str(out)]
+    assert main(args) == 0
+    rows = json.loads(out.read_text())
+    assert [(r["dtype"], r["batch_size"], r["reps"]) for r in rows] == [("float32", 2, 1), ("bfloat16", 2, 1)]
+    assert all(r["model"] == "yolact_resnet50" and r["median_ms"] > 0 and r["image_size"] == "64x48" for r in rows)
+    capsys.readouterr()
+    _one_line_error(capsys, args, "--json", "exists")
+    assert json.loads(out.read_text()) == rows  # untouched
+    _one_line_error(capsys, [*args[:-1], str(tmp_path / "no" / "b.json")], "does not exist")
+
+
+def test_benchmark_also_accepts_every_dtype() -> None:
+    import argparse
+
+    from yolactpp.cli.benchmark import _model_arguments
+
+    args = argparse.Namespace(model="a.pth", dtype="float32", also=["b.pth@float16", "c.pth@bfloat16", "d.onnx"])
+    specs = _model_arguments(args)
+    assert [(s.model, s.dtype) for s in specs] == [("a.pth", "float32"), ("b.pth", "float16"), ("c.pth", "bfloat16"), ("d.onnx", "float32")]
+
+
 def _one_line_error(capsys, args: list[str], *needles: str) -> None:
     assert main(args) == 2
     captured = capsys.readouterr()

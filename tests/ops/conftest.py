@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from yolactpp.ops import _loader
 
-cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+#: Marks a test that needs a CUDA device: skipped without one (tests/conftest.py), selected by
+#: ``pytest -m cuda`` (scripts/gpu_check.py runs exactly these on a GPU machine).
+cuda = pytest.mark.cuda
 
 
 @pytest.fixture(scope="session", autouse=True)

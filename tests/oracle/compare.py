@@ -41,6 +41,26 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> float:
     return inter / union if union > 0 else float(np.array_equal(a, b))
 
 
+def kept_fraction(reference: Any, candidate: Any, min_score: float = 0.05) -> tuple[int, int]:
+    """Greedy one-to-one matching (same class, box IoU >= 0.9) of the reference detections with
+    score >= ``min_score``, in reference order; returns (matched, eligible). Takes any two
+    ``Detections`` (torch or numpy, any device: compared through ``.numpy()``)."""
+    ref, cand = reference.numpy(masks=False), candidate.numpy(masks=False)
+    ref_boxes, cand_boxes = ref.boxes.astype(np.float64), cand.boxes.astype(np.float64)
+    used = np.zeros(len(cand), dtype=bool)
+    eligible = matched = 0
+    for i in range(len(ref)):
+        if ref.scores[i] < min_score:
+            continue
+        eligible += 1
+        for j in np.flatnonzero(~used & (cand.labels == ref.labels[i])):
+            if box_iou(cand_boxes[j], ref_boxes[i]) >= 0.9:
+                used[j] = True
+                matched += 1
+                break
+    return matched, eligible
+
+
 def mask_ious(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-pair IoU of two stacks of boolean masks, and the count of differing pixels."""
     inter = (a & b).reshape(len(a), -1).sum(1)

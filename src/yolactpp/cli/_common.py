@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")  # = yolactpp.video.VIDEO_SUFFIXES (no av import here)
-DTYPES = ("float32", "float64", "bfloat16")
+DTYPES = ("float32", "float64", "bfloat16", "float16")
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
@@ -107,7 +107,10 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--config", metavar="NAME", help="model config name, when it cannot be inferred from the weights")
     add_class_names_argument(group)
     group.add_argument("--device", metavar="DEVICE", help="torch device, e.g. cpu, cuda, cuda:1 (default: cuda if available, else cpu)")
-    group.add_argument("--dtype", choices=DTYPES, default="float32", help="compute dtype (default: %(default)s)")
+    group.add_argument(
+        "--dtype", choices=DTYPES, default="float32",
+        help="compute dtype; float16 is for GPUs (slow on CPUs) (default: %(default)s)",
+    )  # fmt: skip
 
 
 def add_class_names_argument(parser: Any) -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from yolactpp.cli._common import (
@@ -46,6 +48,10 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--warmup", type=non_negative_int, default=2, metavar="N", help="untimed calls first (default: 2)")
     parser.add_argument("--reps", type=positive_int, default=10, metavar="N", help="timed calls (default: 10)")
     parser.add_argument("--no-masks", action="store_true", help="do not build full-resolution masks in the timed calls")
+    parser.add_argument(
+        "--json", metavar="FILE",
+        help="also write the rows to FILE as JSON (a list of objects; times in milliseconds); FILE must not exist",
+    )  # fmt: skip
     parser.set_defaults(run=run)
 
 
@@ -86,6 +92,11 @@ def run(args: argparse.Namespace) -> int:
     from yolactpp.preprocess import load_image
 
     specs = _model_arguments(args)
+    json_path = Path(args.json) if args.json is not None else None
+    if json_path is not None and json_path.exists():
+        raise CliError(f"--json {json_path}: the file exists; choose a new name (results are never overwritten)")
+    if json_path is not None and not json_path.parent.is_dir():
+        raise CliError(f"--json {json_path}: folder {json_path.parent} does not exist")
     image = load_image(args.image) if args.image is not None else None
     results = []
     for spec in specs:
@@ -104,4 +115,6 @@ def run(args: argparse.Namespace) -> int:
             )
         del model
     print(format_table(results))
+    if json_path is not None:
+        json_path.write_text(json.dumps([r.row() for r in results], indent=1) + "\n")
     return 0
