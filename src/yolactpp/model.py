@@ -255,6 +255,7 @@ class YolactPP(nn.Module):
             soft_masks=soft_masks,
             box_scores=raw.scores,
             mask_iou=mask_iou,
+            category_ids=self.config.category_ids,
         )
         if score_threshold > 0:
             result = result[result.scores > score_threshold]
