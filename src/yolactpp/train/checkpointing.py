@@ -32,12 +32,17 @@ from yolactpp.config import ModelConfig
 from yolactpp.errors import InvalidArgumentError, YolactppError
 from yolactpp.serialization import read_pretrained_dir, write_pretrained
 
-__all__ = ["Checkpoint", "OutputFolderError", "RunFolder", "TRAINING_STATE_NAME"]
+__all__ = ["TRAINING_STATE_NAME", "TRAJECTORY_OPTIONS", "Checkpoint", "OutputFolderError", "RunFolder"]
 
 TRAINING_STATE_NAME = "training_state.pt"
 #: Version of the training-state file's layout.
 _STATE_FORMAT = 1
 _CHECKPOINT = re.compile(r"^iter_(\d+)$")
+#: Options that shape the loss trajectory: a resumed run must keep them.
+TRAJECTORY_OPTIONS = (
+    "iterations", "batch_size", "lr", "momentum", "weight_decay", "warmup_lr", "warmup_iterations", "lr_steps",
+    "gamma", "grad_clip", "freeze_batchnorm", "precision", "seed", "image_size",
+)  # fmt: skip
 
 
 class OutputFolderError(YolactppError, FileExistsError):
@@ -96,10 +101,11 @@ class RunFolder:
         tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
         os.replace(tmp, self.record)
 
-    def prepare(self, *, resume: bool, overwrite: bool) -> Checkpoint | None:
+    def prepare(self, options: Mapping[str, Any], *, resume: bool, overwrite: bool) -> Checkpoint | None:
         """Make the folder ready for a run; return the checkpoint to resume from (``None``: start fresh).
 
-        A folder holding a run is refused unless ``resume`` (continue from its last checkpoint) or
+        A folder holding a run is refused unless ``resume`` (continue from its last checkpoint,
+        with the same :data:`TRAJECTORY_OPTIONS` as ``options``, the run's JSON-ready options) or
         ``overwrite`` (remove that run's files, and nothing else, first).
         """
         if self.root.exists() and not self.root.is_dir():
@@ -112,6 +118,13 @@ class RunFolder:
                 raise OutputFolderError(
                     f"the run in {self.root} finished at iteration {record.get('iteration')}; nothing to resume "
                     "(pass overwrite to train again there, or choose another output folder)"
+                )
+            stored = record.get("options", {})
+            changed = [k for k in TRAJECTORY_OPTIONS if k in stored and stored[k] != options.get(k)]
+            if changed:
+                raise OutputFolderError(
+                    f"resume the run in {self.root} with its own options: "
+                    + ", ".join(f"{k} was {stored[k]!r}, now {options.get(k)!r}" for k in changed)
                 )
             latest = self.latest_checkpoint()
             if latest is None:

@@ -192,7 +192,9 @@ class Trainer:
         NaN / infinite loss (the last good checkpoint stays) and :class:`KeyboardInterrupt` after
         saving a checkpoint when interrupted."""
         options = self.options
-        resume = self.folder.prepare(resume=options.resume, overwrite=options.overwrite) if self.is_main else None
+        resume = None
+        if self.is_main:
+            resume = self.folder.prepare(options.to_dict(), resume=options.resume, overwrite=options.overwrite)
         dataset = self._dataset()
         config = training_config(
             self.start_model.config, dataset.class_names, dataset.category_ids, options.image_size
