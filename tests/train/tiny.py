@@ -1,0 +1,58 @@
+"""A tiny backbone and model config for training tests: the zoo's ResNets are too slow to train
+in the suite (and have no pretrained weights offline), so the tests register this one through the
+plugin registry, as a third-party package would."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from yolactpp.backbone import Backbone
+from yolactpp.config import AnchorConfig, BackboneConfig, ModelConfig, PreprocessConfig
+from yolactpp.registry import register_backbone
+
+TINY_BACKBONE = "test_tiny_cnn"
+
+
+def _block(cin: int, cout: int, stride: int) -> list[nn.Module]:
+    return [nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+
+
+class TinyBackbone(Backbone):
+    """Conv-BN-ReLU pairs at strides 4, 8, 16, 32 (C2..C5), 16 to 128 channels."""
+
+    def __init__(self, widths: tuple[int, ...] = (16, 32, 64, 128)) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(*_block(3, widths[0], 2), *_block(widths[0], widths[0], 2))
+        self.stages = nn.ModuleList()
+        channels = widths[0]
+        for i, width in enumerate(widths):
+            self.stages.append(nn.Sequential(*_block(channels, width, 1 if i == 0 else 2), *_block(width, width, 1)))
+            channels = width
+        self.channels = tuple(widths)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        x = self.stem(x)
+        outs = []
+        for stage in self.stages:
+            x = stage(x)
+            outs.append(x)
+        return tuple(outs)
+
+
+def register_tiny() -> None:
+    register_backbone(TINY_BACKBONE, overwrite=True)(lambda cfg: TinyBackbone())
+
+
+def tiny_config(size: int = 64, class_names: tuple[str, ...] = ("a", "b"), name: str = "tiny_yolact") -> ModelConfig:
+    """A YOLACT config on the tiny backbone: ``size`` px input, anchors scaled from the zoo's 550 px."""
+    register_tiny()
+    return ModelConfig(
+        name=name,
+        backbone=BackboneConfig(TINY_BACKBONE),
+        preprocess=PreprocessConfig(size=size),
+        anchors=AnchorConfig(scales=tuple((s * size / 550,) for s in (24, 48, 96, 192, 384))),
+        class_names=class_names,
+        fpn_channels=32,
+        mask_dim=16,
+    )
