@@ -143,7 +143,7 @@ def test_output_folder_guard(tmp_path: Path, tiny_model: YolactPP, small_shapes)
     train, _ = small_shapes
     out = tmp_path / "run"
     tiny_model.fit(data_pair(train), output_dir=out, iterations=1, **QUICK)
-    with pytest.raises(OutputFolderError, match="holds a finished run .*overwrite"):
+    with pytest.raises(OutputFolderError, match=r"holds a finished run .*overwrite"):
         tiny_model.fit(data_pair(train), output_dir=out, iterations=1, **QUICK)
     mine = out / "notes.txt"
     mine.write_text("the user's file")
@@ -153,7 +153,7 @@ def test_output_folder_guard(tmp_path: Path, tiny_model: YolactPP, small_shapes)
     clash = tmp_path / "clash"
     clash.mkdir()
     (clash / "metrics.jsonl").write_text("not ours")
-    with pytest.raises(OutputFolderError, match="already has metrics.jsonl"):
+    with pytest.raises(OutputFolderError, match=r"already has metrics\.jsonl"):
         tiny_model.fit(data_pair(train), output_dir=clash, iterations=1, **QUICK)
     with pytest.raises(OutputFolderError, match="nothing to resume"):
         tiny_model.fit(data_pair(train), output_dir=tmp_path / "empty", iterations=1, resume=True, **QUICK)
@@ -196,5 +196,5 @@ def test_imagenet_backbone_weights_are_key_mapped_and_mismatches_named() -> None
     assert torch.equal(ours["layers.0.0.conv1.weight"], reference["layer1.0.conv1.weight"])
     assert torch.equal(ours["layers.2.5.conv2.weight"], reference["layer3.5.conv2.weight"])  # a DCN layer
     assert torch.equal(ours["layers.3.0.downsample.1.running_var"], reference["layer4.0.downsample.1.running_var"])
-    with pytest.raises(CheckpointError, match="missing key.*layers.0.0.conv3.weight"):
+    with pytest.raises(CheckpointError, match=r"missing key.*layers\.0\.0\.conv3\.weight"):
         load_backbone_weights(backbone, torchvision.models.resnet18().state_dict())

@@ -205,7 +205,7 @@ class Trainer:
         semantic = SemanticHead(config.fpn_channels, config.num_classes)
         xavier_init(semantic, generator)
         model = YolactPP(config, network=network).to(self.device)
-        semantic.to(self.device, memory_format=torch.channels_last)
+        semantic.to(self.device).to(memory_format=torch.channels_last)
         loss_config = LossConfig.for_model(config)
 
         set_train_mode(network, options.freeze_batchnorm)
