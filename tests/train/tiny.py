@@ -56,3 +56,34 @@ def tiny_config(size: int = 64, class_names: tuple[str, ...] = ("a", "b"), name:
         fpn_channels=32,
         mask_dim=16,
     )
+
+
+#: The learning test's run (also what scripts/make_training_assets.py draws): the tiny YOLACT
+#: from scratch at 96 px on 200 generated images. BatchNorm is trainable because nothing is
+#: pretrained: frozen, its statistics would stay at their initial 0 / 1 and normalise nothing.
+LEARNING_SIZE = 96
+LEARNING_IMAGES = (200, 30)
+LEARNING_OPTIONS = {
+    "iterations": 300,
+    "batch_size": 8,
+    "lr": 1e-2,
+    "lr_steps": (0.7, 0.9),
+    "grad_clip": 10.0,
+    "freeze_batchnorm": False,
+    "workers": 1,
+    "progress": False,
+    "log_every": 10,
+}
+
+
+def learning_model() -> object:
+    """The untrained tiny model of the learning run (same weights every time): torch's default
+    initialisation in the backbone, the original's Xavier initialisation after it."""
+    from yolactpp import YolactPP
+    from yolactpp.train.initialize import fresh_network
+    from yolactpp.train.shapes import SHAPE_CLASSES
+
+    config = tiny_config(size=LEARNING_SIZE, class_names=SHAPE_CLASSES, name="tiny_shapes")
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        return YolactPP(config, network=fresh_network(config, torch.Generator().manual_seed(0)))
