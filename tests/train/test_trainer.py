@@ -198,3 +198,13 @@ def test_imagenet_backbone_weights_are_key_mapped_and_mismatches_named() -> None
     assert torch.equal(ours["layers.3.0.downsample.1.running_var"], reference["layer4.0.downsample.1.running_var"])
     with pytest.raises(CheckpointError, match=r"missing key.*layers\.0\.0\.conv3\.weight"):
         load_backbone_weights(backbone, torchvision.models.resnet18().state_dict())
+
+
+def test_bfloat16_autocast_on_cpu_and_float16_needs_cuda(tmp_path: Path, tiny_model: YolactPP, small_shapes) -> None:
+    train, _ = small_shapes
+    tiny_model.fit(data_pair(train), output_dir=tmp_path / "bf16", iterations=1, precision="bfloat16", **QUICK)
+    (line,) = _losses(tmp_path / "bf16")
+    assert all(torch.isfinite(torch.tensor(line[k])) for k in "BCMS")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="float16.*needs a CUDA device"):
+            tiny_model.fit(data_pair(train), output_dir=tmp_path / "fp16", iterations=1, precision="float16", **QUICK)
