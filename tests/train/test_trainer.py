@@ -206,5 +206,5 @@ def test_bfloat16_autocast_on_cpu_and_float16_needs_cuda(tmp_path: Path, tiny_mo
     (line,) = _losses(tmp_path / "bf16")
     assert all(torch.isfinite(torch.tensor(line[k])) for k in "BCMS")
     if not torch.cuda.is_available():
-        with pytest.raises(ValueError, match="float16.*needs a CUDA device"):
+        with pytest.raises(ValueError, match=r"float16.*needs a CUDA device"):
             tiny_model.fit(data_pair(train), output_dir=tmp_path / "fp16", iterations=1, precision="float16", **QUICK)
