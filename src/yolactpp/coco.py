@@ -7,8 +7,9 @@ any later integration produce identical records:
   boxes to int64 before writing them), so every value is a whole number.
 - ``segmentation`` is the pycocotools RLE of the full-size binary mask (Fortran-order uint8), with
   ``counts`` decoded to an ASCII string so that it serialises to JSON.
-- ``category_id`` is the COCO category id for the 80 COCO classes and ``1..N`` for any other class
-  list, unless given explicitly.
+- ``category_id`` is the id the detections carry (``Detections.category_ids``: a fine-tuned
+  model's dataset ids), else the COCO category id for the 80 COCO classes and ``1..N`` for any
+  other class list, unless given explicitly.
 - A detection whose integer box is empty is left out, as in the original.
 
 pycocotools is imported on first use only.
@@ -132,7 +133,9 @@ def to_coco_results(
     """
     if kind not in ("both", "bbox", "segm"):
         raise InvalidArgumentError(f"kind must be 'both', 'bbox' or 'segm', got {kind!r}")
-    cat_of_label = resolve_category_ids(detections.names, category_ids)
+    cat_of_label = resolve_category_ids(
+        detections.names, detections.category_ids if category_ids is None else category_ids
+    )
     if len(detections) == 0:
         return []
     from yolactpp.results import _to_numpy  # tensors or numpy arrays (exported models) alike

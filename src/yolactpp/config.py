@@ -210,6 +210,9 @@ class ModelConfig:
     mask_dim: int = 32
     #: YOLACT++ mask re-scoring network; ``()`` disables it.
     maskiou_channels: tuple[int, ...] = ()
+    #: The dataset's category id of each class (what ``to_coco`` writes), e.g. the ids of the COCO
+    #: JSON a model was fine-tuned on; ``None``: COCO ids for the 80 COCO classes, else ``1..N``.
+    category_ids: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -230,6 +233,13 @@ class ModelConfig:
         if duplicates:
             raise ConfigError(f"class_names: must be unique, got {', '.join(map(repr, duplicates))} more than once")
         channels = _sequence("maskiou_channels", self.maskiou_channels)
+        if self.category_ids is not None:
+            ids = tuple(_int(f"category_ids[{i}]", v, 0) for i, v in enumerate(_sequence("category_ids", self.category_ids)))
+            if len(ids) != len(names):
+                _fail("category_ids", f"one id per class ({len(names)}) or null", self.category_ids)
+            if len(set(ids)) != len(ids):
+                _fail("category_ids", "unique ids", self.category_ids)
+            _set(self, category_ids=ids)
         _set(
             self,
             class_names=names,

@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     from yolactpp.export.predictor import ExportedModel
     from yolactpp.quantize.calibration import CalibrationSource
     from yolactpp.tracking import Tracker
+    from yolactpp.train.options import TrainOptions
+    from yolactpp.train.trainer import DataSource, TrainResult
 
 __all__ = ["YolactPP"]
 
@@ -255,6 +257,7 @@ class YolactPP(nn.Module):
             soft_masks=soft_masks,
             box_scores=raw.scores,
             mask_iou=mask_iou,
+            category_ids=self.config.category_ids,
         )
         if score_threshold > 0:
             result = result[result.scores > score_threshold]
@@ -300,6 +303,28 @@ class YolactPP(nn.Module):
         from yolactpp.quantize import quantize_model
 
         return quantize_model(self, calibration_images, count=count, path=path, progress=progress, threads=threads)
+
+    def fit(
+        self,
+        train_data: DataSource,
+        val_data: DataSource | None = None,
+        options: TrainOptions | None = None,
+        **kwargs: Any,
+    ) -> TrainResult:
+        """Fine-tune this model on COCO-format data; return the run's
+        :class:`~yolactpp.train.trainer.TrainResult` (``.model`` is the trained model, ``.model_dir``
+        its saved folder).
+
+        ``train_data`` / ``val_data``: an ``(annotations JSON, image folder)`` pair or a
+        :class:`~yolactpp.train.coco_dataset.CocoDataset`. ``options`` (a
+        :class:`~yolactpp.TrainOptions`) or its fields as keywords: ``output_dir``, ``iterations``, ``batch_size``, ``lr``, ... The
+        trained model predicts the dataset's classes and writes its category ids in ``to_coco``;
+        when the class count differs from this model's, only the class-dependent layers start
+        afresh. This model is left as it is. See docs/training.md.
+        """
+        from yolactpp.train.trainer import Trainer
+
+        return Trainer(self, train_data, val_data, options, **kwargs).fit()
 
     @override
     def extra_repr(self) -> str:

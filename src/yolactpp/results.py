@@ -93,6 +93,8 @@ class Detections:
     - ``path``: the image file, when the image was given as a path.
     - ``track_ids``: int64 [N] track id of each detection over a video (``-1``: not confirmed
       as a track yet), or ``None`` when not tracked (see ``iter_predict(..., track=True)``).
+    - ``category_ids``: the dataset category id of each class (one per name, from the model
+      config of a fine-tuned model), or ``None`` for the default ids; :meth:`to_coco` writes them.
 
     Index with an int, slice, bool tensor or index list to select detections; every field follows.
 
@@ -116,6 +118,7 @@ class Detections:
         image: np.ndarray | None = None,
         path: str | os.PathLike[str] | None = None,
         track_ids: torch.Tensor | np.ndarray | None = None,
+        category_ids: Sequence[int] | None = None,
     ) -> None:
         n = int(scores.shape[0])
         for name, t in (("boxes", boxes), ("labels", labels), ("soft_masks", soft_masks), ("track_ids", track_ids)):
@@ -134,6 +137,9 @@ class Detections:
         self.image = image
         self.path = None if path is None else str(path)
         self.track_ids = cast("torch.Tensor | None", track_ids)
+        self.category_ids = None if category_ids is None else tuple(int(i) for i in category_ids)
+        if self.category_ids is not None and len(self.category_ids) != len(self.names):
+            raise InvalidArgumentError(f"category_ids has {len(self.category_ids)} entries for {len(self.names)} names")
 
     # -- basic container protocol -------------------------------------------------------------
     def __len__(self) -> int:
@@ -192,6 +198,7 @@ class Detections:
             image=self.image,
             path=self.path,
             track_ids=self.track_ids,
+            category_ids=self.category_ids,
         )
         current.update(fields)
         return Detections(**current)
@@ -358,7 +365,8 @@ class Detections:
         """COCO result records (``image_id``, ``category_id``, ``bbox`` [x, y, w, h], ``score``,
         ``segmentation`` RLE) as the original writes them; see :func:`yolactpp.coco.to_coco_results`.
 
-        ``category_ids`` defaults to the COCO ids for the 80 COCO classes and ``1..N`` otherwise.
+        ``category_ids`` defaults to the ids the model was trained with (:attr:`category_ids`; a
+        fine-tuned model's dataset ids), else the COCO ids for the 80 COCO classes and ``1..N``.
         ``polygons=True`` writes each ``segmentation`` as COCO polygons (see :meth:`polygons`;
         ``tolerance`` in pixels) instead of RLE, for labelling tools.
         """

@@ -1,4 +1,4 @@
-"""The ``yolactpp`` command: ``predict``, ``eval``, ``benchmark``, ``models``, ``convert``, ``build-ops``, ``export`` and ``quantize``.
+"""The ``yolactpp`` command: ``predict``, ``eval``, ``train``, ``benchmark``, ``models``, ``convert``, ``build-ops``, ``export`` and ``quantize``.
 
 Each subcommand lives in its own module with ``add_parser(subparsers)`` and ``run(args) -> int``;
 they import torch and the model only when they run, so ``yolactpp --help`` stays fast. User
@@ -12,12 +12,12 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from yolactpp.cli import benchmark, build_ops, convert, evaluate, export, models, predict, quantize
+from yolactpp.cli import benchmark, build_ops, convert, evaluate, export, models, predict, quantize, train
 from yolactpp.cli._common import ArgumentParser, is_user_error, one_line
 
 __all__ = ["build_parser", "main"]
 
-_COMMANDS = (predict, evaluate, benchmark, models, convert, build_ops, export, quantize)
+_COMMANDS = (predict, evaluate, train, benchmark, models, convert, build_ops, export, quantize)
 
 
 def build_parser() -> ArgumentParser:
@@ -26,7 +26,7 @@ def build_parser() -> ArgumentParser:
 
     parser = ArgumentParser(
         prog="yolactpp",
-        description="YOLACT / YOLACT++ instance segmentation: predict, evaluate, benchmark, manage weights.",
+        description="YOLACT / YOLACT++ instance segmentation: predict, evaluate, train, benchmark, manage weights.",
     )
     parser.add_argument("--version", action="version", version=f"yolactpp {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)

@@ -199,7 +199,7 @@ def _run_images(
     finally:  # also when interrupted: the files hold what finished
         (out / "predictions.json").write_text(json.dumps(records))
         if dataset is not None:
-            (out / "annotations.json").write_text(json.dumps(dataset.finish(model.class_names)))
+            (out / "annotations.json").write_text(json.dumps(dataset.finish(model.class_names, model.config.category_ids)))
         if tables:
             _write_csv(tables, out / "detections.csv")
     return failures
@@ -226,10 +226,10 @@ class _CocoDataset:
             area = sum(polygon_area(np.reshape(p, (-1, 2))) for p in record["segmentation"])
             self.annotations.append({"id": len(self.annotations) + 1, "iscrowd": 0, "area": round(area, 2), **record})
 
-    def finish(self, class_names: tuple[str, ...]) -> dict[str, Any]:
+    def finish(self, class_names: tuple[str, ...], category_ids: tuple[int, ...] | None) -> dict[str, Any]:
         from yolactpp.coco import default_category_ids
 
-        ids = default_category_ids(class_names)
+        ids = default_category_ids(class_names) if category_ids is None else category_ids
         categories = [{"id": int(i), "name": n, "supercategory": ""} for i, n in zip(ids, class_names)]
         return {"images": self.images, "annotations": self.annotations, "categories": categories}
 

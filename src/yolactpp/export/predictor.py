@@ -206,6 +206,7 @@ class ExportedModel:
             soft_masks=rows("soft_masks").astype(np.float32),
             box_scores=rows("box_scores").astype(np.float32),
             mask_iou=mask_iou,
+            category_ids=self.config.category_ids,
         )
         if options.score_threshold > 0:
             result = result[result.scores > options.score_threshold]
