@@ -139,6 +139,12 @@ def test_track_ids_are_confirmed_and_stable_over_identical_frames() -> None:
 
     tracked = list(with_tracks(iter([_boxes_frame() for _ in range(5)]), True))
     _assert_confirmed_and_stable([d.track_ids.tolist() for d in tracked], 3)
+    # the same boxes listed in another order: each id stays with its box, not with its row
+    stable = tracked[-1].track_ids.tolist()
+    order = [2, 0, 1]
+    shuffled = list(with_tracks(iter([_boxes_frame(), _boxes_frame(), _boxes_frame()[order]]), True))
+    assert shuffled[1].track_ids.tolist() == stable
+    assert shuffled[2].track_ids.tolist() == [stable[i] for i in order]
     tracker = Tracker()
     first = [tracker.update(_boxes_frame()).track_ids.tolist() for _ in range(3)]
     tracker.reset()  # a new video: the old tracks are gone, ids are not confirmed on its first frame
