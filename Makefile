@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.yolactpp-installed
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: setup demo test bench ops clean gpu-check gpu-check-dry
+.PHONY: setup demo test test-pt2 bench ops clean gpu-check gpu-check-dry
 
 setup: $(STAMP)
 
@@ -44,7 +44,13 @@ demo: setup
 test: setup
 	$(PY) -m ruff check src tests
 	$(PY) -m mypy
+	$(MAKE) --no-print-directory test-pt2
 	$(PY) -m pytest -q
+
+# A real .pt2 round trip (AOTInductor compile + a child process): too slow for the default run
+# (1-3 min on 2 shared cores), so `make test` runs it as its own step first, with a time limit.
+test-pt2: setup
+	timeout 600 $(PY) -m pytest -q -m pt2_package tests/test_bite_pt2.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info src/yolactpp/_C*.so

@@ -76,3 +76,20 @@ def landscape_det(v1_model, landscape_path: Path):
 def square_det(v1_model, square_path: Path):
     """``v1_model.predict(square image)``, all 100 detections (treat as read-only)."""
     return v1_model.predict(square_path)
+
+
+# -- export fixtures: the small YOLACT++-shaped model of tests/test_export.py, exported once -------
+@pytest.fixture(scope="session")
+def small_pp_model():
+    """The miniature YOLACT++ of ``tests.test_export.small_model`` (DCN, mask re-scoring, 96 px)."""
+    from tests.test_export import small_model
+
+    return small_model()
+
+
+@pytest.fixture(scope="session")
+def small_pp_onnx(small_pp_model, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``small_pp_model`` exported to ONNX with the default settings, shared by every export test."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    return small_pp_model.export(tmp_path_factory.mktemp("small_pp_export") / "small.onnx", format="onnx")

@@ -72,13 +72,13 @@ def small_model() -> YolactPP:
 
 
 @pytest.fixture(scope="module")
-def model() -> YolactPP:
-    return small_model()
+def model(small_pp_model: YolactPP) -> YolactPP:
+    return small_pp_model  # = small_model(), built once per session (conftest.py)
 
 
 @pytest.fixture(scope="module")
-def onnx_path(model: YolactPP, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return model.export(tmp_path_factory.mktemp("export") / "small.onnx", format="onnx")
+def onnx_path(small_pp_onnx: Path) -> Path:
+    return small_pp_onnx  # its default ONNX export, shared with the other export tests
 
 
 @pytest.fixture(scope="module")

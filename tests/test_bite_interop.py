@@ -1,0 +1,213 @@
+"""Result, stream and int8 behaviour the earlier tests left unpinned (issue 23).
+
+Failure positions past the first batch, ``to_supervision`` where scores differ from box scores
+(YOLACT++), polygon order and coordinates worked out by hand, track ids over identical frames,
+and which convolutions an int8 file keeps in float. The small YOLACT++-shaped model and its ONNX
+file are the shared ``small_pp_model`` / ``small_pp_onnx`` fixtures of conftest.py.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from yolactpp.batching import check_stream_arguments, stream_predictions
+from yolactpp.errors import PredictionFailure
+from yolactpp.polygons import mask_to_polygons, polygon_area, polygons_to_coco
+from yolactpp.results import Detections
+
+
+@pytest.fixture(scope="module")
+def frame() -> np.ndarray:
+    return np.random.default_rng(7).integers(0, 256, (120, 160, 3), dtype=np.uint8)
+
+
+# -- PredictionFailure.index past the first batch -----------------------------------------------
+def _stub_predict(arrays: list[np.ndarray], paths: list[str | None]) -> list[Detections]:
+    """One empty detection per image, carrying its path (a model that finds nothing)."""
+    out = []
+    for array, path in zip(arrays, paths):
+        det = Detections(
+            boxes=np.zeros((0, 4), np.float32), scores=np.zeros(0, np.float32), labels=np.zeros(0, np.int64),
+            names=("thing",), image_size=array.shape[:2], soft_masks=np.zeros((0, 2, 2), np.float32),
+        )  # fmt: skip
+        det.path = path
+        out.append(det)
+    return out
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 3, 4])
+def test_failure_index_is_the_position_in_the_whole_stream(batch_size: int, tmp_path: Path) -> None:
+    from PIL import Image
+
+    good = tmp_path / "good.png"
+    Image.new("RGB", (6, 5)).save(good)
+    bad = [tmp_path / f"missing{i}.png" for i in range(3)]
+    items = [good, good, bad[0], good, bad[1], good, good, bad[2]]  # failures at 2, 4 and 7 (the last)
+    check_stream_arguments(batch_size, "yield")
+    results = list(stream_predictions(items, batch_size, "yield", _stub_predict))
+    assert len(results) == len(items)
+    failures = [r for r in results if isinstance(r, PredictionFailure)]
+    assert [f.index for f in failures] == [2, 4, 7]
+    assert [f.source for f in failures] == [str(p) for p in bad]
+    for position, result in enumerate(results):
+        assert (result.index if isinstance(result, PredictionFailure) else result.path) == (
+            position if isinstance(result, PredictionFailure) else str(items[position])
+        )
+
+
+def test_failure_index_past_the_first_batch_on_real_models(small_pp_model, small_pp_onnx, frame, tmp_path) -> None:
+    from yolactpp.export import load_exported
+
+    items = [frame, frame, tmp_path / "gone.png", frame, np.zeros((1, 1, 3), np.uint8)]  # bad at 2 and 4
+    for model in (small_pp_model, load_exported(small_pp_onnx)):
+        results = list(model.iter_predict(items, batch_size=2, on_error="yield", max_detections=3))
+        assert [r.index for r in results if isinstance(r, PredictionFailure)] == [2, 4]
+        assert [isinstance(r, Detections) for r in results] == [True, True, False, True, False]
+
+
+# -- to_supervision on YOLACT++ -------------------------------------------------------------------
+def test_to_supervision_uses_final_scores_on_yolact_plus_plus(small_pp_model, small_pp_onnx, frame) -> None:
+    sv = pytest.importorskip("supervision")
+    from yolactpp.export import load_exported
+
+    eager = small_pp_model.predict(frame, max_detections=20)
+    exported = load_exported(small_pp_onnx).predict(frame, max_detections=20)
+    for det in (eager, exported):
+        arrays = det.numpy()
+        # the re-scored score is box score x mask IoU, and differs from the box score here
+        np.testing.assert_allclose(arrays.scores, arrays.box_scores * arrays.mask_iou, rtol=1e-5, atol=1e-7)
+        assert np.abs(arrays.scores - arrays.box_scores).min() > 1e-3
+        converted = det.to_supervision()
+        assert isinstance(converted, sv.Detections) and len(converted) == len(det) == 20
+        np.testing.assert_allclose(converted.confidence, arrays.scores, rtol=1e-6)
+        np.testing.assert_allclose(converted.xyxy, arrays.boxes, rtol=1e-6)
+        np.testing.assert_array_equal(converted.class_id, arrays.labels)
+        np.testing.assert_array_equal(converted.mask, arrays.masks)
+        assert list(converted.data["class_name"]) == [("cat", "dog", "bird")[i] for i in arrays.labels]
+        tracked = det._replace(track_ids=np.arange(len(det)) * 3 - 1)
+        assert det.to_supervision().tracker_id is None
+        assert tracked.to_supervision().tracker_id.tolist() == (np.arange(20) * 3 - 1).tolist()
+
+
+# -- polygons: order and coordinates by hand -------------------------------------------------------
+def _diamond(col: int, row: int) -> set[tuple[float, float]]:
+    """The outline of the single pixel (col, row): its four edge midpoints."""
+    return {(col, row + 0.5), (col + 0.5, row), (col + 1, row + 0.5), (col + 0.5, row + 1)}
+
+
+def test_polygon_parts_ordered_top_first_with_hand_computed_points() -> None:
+    mask = np.zeros((30, 40), dtype=bool)
+    mask[20, 3] = True  # C: one pixel, lowest, leftmost
+    mask[2, 30:32] = True  # A: a 1 x 2 bar, highest, rightmost
+    mask[9:12, 15] = True  # B: a 3 x 1 bar in the middle
+    mask[9, 35] = True  # D: one pixel at B's top row, right of B
+    outlines = mask_to_polygons(mask, tolerance=0)
+    assert len(outlines) == 4
+    a, b, d, c = (set(map(tuple, p.tolist())) for p in outlines)  # by top row, then by left column
+    assert a == {(30, 2.5), (30.5, 2), (31.5, 2), (32, 2.5), (31.5, 3), (30.5, 3)}
+    assert b == {(15.5, 9), (16, 9.5), (16, 10.5), (16, 11.5), (15.5, 12), (15, 11.5), (15, 10.5), (15, 9.5)}
+    assert d == _diamond(35, 9) and c == _diamond(3, 20)
+    # areas: a pixel block of w x h pixels less its four corner triangles (1/8 each)
+    assert [polygon_area(p) for p in outlines] == [2 - 0.5, 3 - 0.5, 0.5, 0.5]
+    coco = polygons_to_coco(outlines)
+    assert sorted(zip(coco[0][0::2], coco[0][1::2])) == sorted(a)
+
+
+# -- track ids over identical frames ---------------------------------------------------------------
+def _boxes_frame() -> Detections:
+    boxes = torch.tensor([[10.0, 10, 50, 60], [100, 20, 150, 90], [200, 100, 260, 180]])
+    return Detections(
+        boxes=boxes, scores=torch.tensor([0.95, 0.9, 0.85]), labels=torch.tensor([0, 0, 1]), names=("a", "b"),
+        image_size=(240, 320), soft_masks=torch.zeros(3, 4, 4),
+    )  # fmt: skip
+
+
+def _assert_confirmed_and_stable(frames: list[list[int]], n: int) -> None:
+    assert frames[0] == [-1] * n  # nothing is confirmed on its first frame
+    assert all(i >= 0 for i in frames[1]) and len(set(frames[1])) == n  # confirmed on the second, distinct
+    assert all(ids == frames[1] for ids in frames[2:])  # and kept on every later identical frame
+
+
+def test_track_ids_are_confirmed_and_stable_over_identical_frames() -> None:
+    pytest.importorskip("trackers")
+    from yolactpp.tracking import Tracker, with_tracks
+
+    tracked = list(with_tracks(iter([_boxes_frame() for _ in range(5)]), True))
+    _assert_confirmed_and_stable([d.track_ids.tolist() for d in tracked], 3)
+    # the same boxes listed in another order: each id stays with its box, not with its row
+    stable = tracked[-1].track_ids.tolist()
+    order = [2, 0, 1]
+    shuffled = list(with_tracks(iter([_boxes_frame(), _boxes_frame(), _boxes_frame()[order]]), True))
+    assert shuffled[1].track_ids.tolist() == stable
+    assert shuffled[2].track_ids.tolist() == [stable[i] for i in order]
+    tracker = Tracker()
+    first = [tracker.update(_boxes_frame()).track_ids.tolist() for _ in range(3)]
+    tracker.reset()  # a new video: the old tracks are gone, ids are not confirmed on its first frame
+    assert tracker.update(_boxes_frame()).track_ids.tolist() == [-1, -1, -1]
+    _assert_confirmed_and_stable(first, 3)
+
+
+def test_iter_predict_tracks_identical_frames(small_pp_model, small_pp_onnx, frame) -> None:
+    pytest.importorskip("trackers")
+    from yolactpp.export import load_exported
+    from yolactpp.tracking import Tracker
+
+    # random weights score < 0.5: ByteTrack's activation (0.7) is lowered to track them
+    options = {"score_threshold": 0.15, "max_detections": 5, "iou_threshold": 0.3}
+    for model in (small_pp_model, load_exported(small_pp_onnx)):
+        tracker = Tracker(track_activation_threshold=0.1, high_conf_det_threshold=0.1)
+        stream = list(model.iter_predict([frame] * 4, batch_size=2, track=tracker, **options))
+        assert len(stream[0]) >= 3
+        _assert_confirmed_and_stable([d.track_ids.tolist() for d in stream], len(stream[0]))
+
+
+# -- int8: which convolutions stay float ------------------------------------------------------------
+#: Written out, not imported: the prediction head's output layers and the re-scoring net stay float.
+HEAD_OUTPUTS = ("bbox_layer", "conf_layer", "mask_layer")
+
+
+def test_int8_file_keeps_every_head_output_and_rescoring_conv_in_float(small_pp_onnx, frame, tmp_path) -> None:
+    pytest.importorskip("onnxruntime")
+    import onnx
+    from onnx import numpy_helper
+
+    from yolactpp.export import load_exported
+    from yolactpp.quantize.cpu import SlowInt8Warning
+    from yolactpp.quantize.onnx_int8 import quantize_onnx
+
+    float_model = load_exported(small_pp_onnx)
+    feeds = [float_model.input_feeds([frame]), float_model.input_feeds([frame[::-1]])]
+    out = quantize_onnx(small_pp_onnx, tmp_path / "small-int8.onnx", iter(feeds), calibration_count=2)
+    proto = onnx.load(str(out))
+    float_weights = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(small_pp_onnx)).graph.initializer}
+    produced_by = {o: node for node in proto.graph.node for o in node.output}
+    initializers = {i.name: i for i in proto.graph.initializer}
+    seen = {name: 0 for name in (*HEAD_OUTPUTS, "maskiou_net")}
+    int8 = 0
+    for node in proto.graph.node:
+        if node.op_type != "Conv":
+            continue
+        scope = " ".join(p.value for p in node.metadata_props if p.key == "pkg.torch.onnx.name_scopes")
+        source = produced_by.get(node.input[1])
+        quantized = source is not None and source.op_type == "DequantizeLinear"
+        stays_float = [name for name in seen if name in scope]
+        if stays_float:
+            seen[stays_float[0]] += 1
+            assert not quantized, f"{node.name} ({stays_float[0]}) must stay float"
+            weight = initializers[node.input[1]]  # float weights, unchanged from the float file
+            np.testing.assert_array_equal(numpy_helper.to_array(weight), float_weights[node.input[1]])
+        else:
+            assert quantized, f"{node.name} ({scope}) should be int8"
+            int8 += 1
+    # one head (prediction layers are shared across the 5 FPN levels) and a 2-conv re-scoring net
+    assert all(count >= 1 for count in seen.values()), seen
+    assert int8 > 10
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SlowInt8Warning)
+        quantized_model = load_exported(out)
+    assert quantized_model.info.dtype == "int8" and len(quantized_model.predict(frame, max_detections=5)) == 5
