@@ -9,19 +9,23 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from yolactpp.errors import InvalidArgumentError
-from yolactpp.export._trace import export_info, prepare_graph, trace
+from yolactpp.errors import InvalidArgumentError, InvalidArgumentTypeError
+from yolactpp.export._trace import export_info, trace_model
 from yolactpp.export.graph import INPUT_NAMES, output_names
 from yolactpp.export.metadata import ExportError, write_metadata
+from yolactpp.outputs import check_output_file, staged_file
 
 if TYPE_CHECKING:
+    from yolactpp.export.graph import DeploymentGraph
     from yolactpp.model import YolactPP
 
-__all__ = ["MIN_OPSET", "export_onnx"]
+__all__ = ["MAX_OPSET", "MIN_OPSET", "check_exported", "export_onnx"]
 
 #: ``DeformConv`` entered the standard ONNX opset in version 19.
 MIN_OPSET = 19
 DEFAULT_OPSET = 22
+#: The newest opset the exporter (onnxscript) and onnxruntime are known to handle.
+MAX_OPSET = 23
 
 
 def _deform_conv_translation(opset: int) -> Any:
@@ -97,6 +101,8 @@ def export_onnx(
     max_detections: int | None = None,
     top_k: int | None = None,
     deform_conv: str = "DeformConv",
+    overwrite: bool = False,
+    verify: bool = True,
 ) -> Path:
     """Write ``model`` as one ONNX file: normalized images ``[B, 3, S, S]`` in, padded detections out.
 
@@ -108,26 +114,54 @@ def export_onnx(
     float32). ``max_detections`` / ``top_k`` default to the config's and bound what ``predict`` accepts.
     ``deform_conv="grid_sample"`` writes the DCN as ``GridSample`` + ``MatMul`` instead of
     ``DeformConv``, for runtimes without that op (OpenVINO); same results, slower.
+
+    ``path`` must end in ``.onnx`` and not exist (unless ``overwrite=True``); it is checked before
+    the export starts. The file is written beside it first, loaded and run once on onnxruntime in
+    a child process and compared with the eager model (``verify``, float32 only; float16 files
+    are only run), and takes its name only once it passed.
     """
     import onnx
 
-    if opset < MIN_OPSET:
-        raise InvalidArgumentError(f"opset must be >= {MIN_OPSET} (the first with DeformConv), got {opset}")
+    if isinstance(opset, bool) or not isinstance(opset, int):
+        raise InvalidArgumentTypeError(f"opset must be an int, got {opset!r}")
+    if not MIN_OPSET <= opset <= MAX_OPSET:
+        raise InvalidArgumentError(
+            f"opset must be from {MIN_OPSET} (the first with DeformConv) to {MAX_OPSET}, got {opset}"
+        )
     if deform_conv not in ("DeformConv", "grid_sample"):
         raise InvalidArgumentError(f"deform_conv must be 'DeformConv' or 'grid_sample', got {deform_conv!r}")
-    path = Path(path)
-    graph = prepare_graph(
+    target = check_output_file(path, suffix=".onnx", overwrite=overwrite, what="ONNX file")
+    graph, program = trace_model(
         model, dtype, max_detections, top_k, use_topk=True, grid_sample_dcn=deform_conv == "grid_sample"
     )
-    program = trace(graph)
-    onnx_program = to_onnx(program, path, opset, list(INPUT_NAMES), list(output_names(model.config)))
+    onnx_program = to_onnx(program, target, opset, list(INPUT_NAMES), list(output_names(model.config)))
     proto = onnx_program.model_proto
     for key, value in write_metadata(model.config, export_info(graph, "onnx", dtype, opset)).items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        onnx.save_model(proto, str(path))
-    except ValueError:  # over the 2 GB protobuf limit
-        raise ExportError(f"{model.config.name} is too large for a single ONNX file") from None
-    return path
+    with staged_file(target) as staging:
+        try:
+            onnx.save_model(proto, str(staging))
+        except ValueError:  # over the 2 GB protobuf limit
+            raise ExportError(f"{model.config.name} is too large for a single ONNX file") from None
+        if verify:
+            check_exported(graph, staging, compare=dtype == "float32")
+    return target
+
+
+def check_exported(graph: DeploymentGraph, path: Path, *, compare: bool) -> None:
+    """Run the exported ``path`` once in a child process (and compare it with ``graph`` when
+    ``compare``); :class:`ExportError` saying what happened when it crashes or differs."""
+    from yolactpp.export.verify import compare_outputs, eager_outputs, probe_feeds, run_in_child
+
+    feeds = probe_feeds(graph)
+    result = run_in_child(path, feeds)
+    name = graph.network.config.name
+    problem = result.crash
+    if problem is None and compare and result.outputs is not None:
+        problem = compare_outputs(eager_outputs(graph, feeds), result.outputs)
+    if problem is not None:
+        raise ExportError(
+            f"the exported {name} does not run correctly on onnxruntime: {problem}; the file was not written. "
+            "Check the onnxruntime version (pip install -U onnxruntime) or report this with the model config"
+        )
