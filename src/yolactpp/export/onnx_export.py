@@ -36,6 +36,13 @@ def _deform_conv_translation(opset: int) -> Any:
 
     def deform_conv2d(input, offset, weight, bias, stride, padding, dilation, mask):  # type: ignore[no-untyped-def]
         taps = weight.shape[2] * weight.shape[3]
+        groups = _whole_ratio("input channels", input.shape[1], "weight input channels", weight.shape[1])
+        offset_groups = _whole_ratio("offset channels", offset.shape[1], "2 x kernel taps", 2 * taps)
+        if mask is not None and mask.shape[1] != offset_groups * taps:
+            raise ExportError(
+                f"deform_conv2d: mask has {mask.shape[1]} channels, expected {offset_groups * taps} "
+                f"({offset_groups} offset group(s) x {taps} taps)"
+            )
         return op.DeformConv(
             input,
             weight,
@@ -45,11 +52,21 @@ def _deform_conv_translation(opset: int) -> Any:
             dilations=list(dilation),
             strides=list(stride),
             pads=[padding[0], padding[1], padding[0], padding[1]],
-            group=1,
-            offset_group=offset.shape[1] // (2 * taps),
+            group=groups,
+            kernel_shape=[weight.shape[2], weight.shape[3]],
+            offset_group=offset_groups,
         )
 
     return deform_conv2d
+
+
+def _whole_ratio(what: str, value: Any, per: str, unit: Any) -> int:
+    """``value / unit`` as a group count; :class:`ExportError` when the shapes do not divide (or are not fixed)."""
+    if not isinstance(value, int) or not isinstance(unit, int):
+        raise ExportError(f"deform_conv2d: {what} ({value}) and {per} ({unit}) must be fixed numbers to export")
+    if unit <= 0 or value % unit:
+        raise ExportError(f"deform_conv2d: {what} ({value}) is not a multiple of {per} ({unit})")
+    return value // unit
 
 
 def translation_table(opset: int) -> dict[Any, Any]:
@@ -81,6 +98,11 @@ def to_onnx(program: Any, path: Path, opset: int, input_names: list[str], output
             f=None,
         )
     except Exception as exc:
+        cause: BaseException | None = exc
+        while cause is not None:  # a translation's own ExportError, wrapped by torch.onnx
+            if isinstance(cause, ExportError):
+                raise cause from None
+            cause = cause.__cause__ or cause.__context__
         text = str(exc)
         found = _UNSUPPORTED.search(text) or re.search(r"\b(torch\.ops\.[\w.]+|[a-z_]\w*::\w+)", text)
         if found:
