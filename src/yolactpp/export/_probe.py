@@ -20,7 +20,7 @@ def main(argv: list[str]) -> int:
     with np.load(feeds_file) as data:
         feeds = {name: data[name] for name in data.files}
     outputs = model._run(feeds)
-    np.savez(result_file, **outputs)
+    np.savez(result_file, allow_pickle=False, **outputs)
     return 0
 
 

@@ -16,6 +16,7 @@ from yolactpp.export.metadata import ExportError, write_metadata
 from yolactpp.outputs import check_output_file, staged_file
 
 if TYPE_CHECKING:
+    from yolactpp.config import ModelConfig
     from yolactpp.export.graph import DeploymentGraph
     from yolactpp.model import YolactPP
 
@@ -167,23 +168,22 @@ def export_onnx(
         except ValueError:  # over the 2 GB protobuf limit
             raise ExportError(f"{model.config.name} is too large for a single ONNX file") from None
         if verify:
-            check_exported(graph, staging, compare=dtype == "float32")
+            check_exported(staging, model.config, graph.max_top_k, graph if dtype == "float32" else None)
     return target
 
 
-def check_exported(graph: DeploymentGraph, path: Path, *, compare: bool) -> None:
-    """Run the exported ``path`` once in a child process (and compare it with ``graph`` when
-    ``compare``); :class:`ExportError` saying what happened when it crashes or differs."""
+def check_exported(path: Path, config: ModelConfig, top_k: int, graph: DeploymentGraph | None) -> None:
+    """Run the exported ``path`` once in a child process on the probe input (and compare it with the
+    eager ``graph``, when given); :class:`ExportError` saying what happened when it crashes or differs."""
     from yolactpp.export.verify import compare_outputs, eager_outputs, probe_feeds, run_in_child
 
-    feeds = probe_feeds(graph)
+    feeds = probe_feeds(config, top_k)
     result = run_in_child(path, feeds)
-    name = graph.network.config.name
     problem = result.crash
-    if problem is None and compare and result.outputs is not None:
+    if problem is None and graph is not None and result.outputs is not None:
         problem = compare_outputs(eager_outputs(graph, feeds), result.outputs)
     if problem is not None:
         raise ExportError(
-            f"the exported {name} does not run correctly on onnxruntime: {problem}; the file was not written. "
-            "Check the onnxruntime version (pip install -U onnxruntime) or report this with the model config"
+            f"the exported {config.name} does not run correctly on onnxruntime: {problem}; the file was not "
+            "written. Check the onnxruntime version (pip install -U onnxruntime) or report this with the model config"
         )

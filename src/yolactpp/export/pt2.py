@@ -69,7 +69,7 @@ def export_pt2(
     if check:
         from yolactpp.export.verify import eager_outputs, probe_feeds
 
-        feeds = probe_feeds(graph)
+        feeds = probe_feeds(model.config, graph.max_top_k)
         expected = eager_outputs(graph, feeds)
     with staged_file(target) as staging:
         _compile(program, staging, metadata, model.config.name, {})

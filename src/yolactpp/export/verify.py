@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
+    from yolactpp.config import ModelConfig
     from yolactpp.export.graph import DeploymentGraph
 
 __all__ = ["ProbeResult", "compare_outputs", "eager_outputs", "probe_feeds", "run_in_child"]
@@ -33,10 +34,9 @@ SCORE_ATOL = 2e-3
 BOX_ATOL = 2e-3
 
 
-def probe_feeds(graph: DeploymentGraph) -> dict[str, np.ndarray]:
-    """The fixed input the export is checked on: two smooth, different images (so the dynamic
-    batch is exercised) at the graph's input size and the config's detection settings."""
-    config = graph.network.config
+def probe_feeds(config: ModelConfig, top_k: int) -> dict[str, np.ndarray]:
+    """The fixed input an export is checked on: two smooth, different images (so the dynamic
+    batch is exercised) at the model's input size, the config's detection settings and ``top_k``."""
     size = config.preprocess.size
     y, x = np.mgrid[0:size, 0:size].astype(np.float32) / size
     first = np.stack([np.sin(6 * x + c) * np.cos(4 * y - c) for c in range(3)])
@@ -45,7 +45,7 @@ def probe_feeds(graph: DeploymentGraph) -> dict[str, np.ndarray]:
         "images": np.stack([first, second]).astype(np.float32) * 1.5,
         "conf_threshold": np.asarray(config.detect.conf_threshold, dtype=np.float32),
         "iou_threshold": np.asarray(config.detect.iou_threshold, dtype=np.float32),
-        "top_k": np.asarray(graph.max_top_k, dtype=np.int64),
+        "top_k": np.asarray(top_k, dtype=np.int64),
         "class_mask": np.ones(config.num_classes, dtype=bool),
     }
 
@@ -100,7 +100,7 @@ def run_in_child(path: Path, feeds: dict[str, np.ndarray], *, timeout: float = C
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
     with tempfile.TemporaryDirectory(prefix="yolactpp-probe-") as work:
         feeds_file, result_file = Path(work) / "feeds.npz", Path(work) / "outputs.npz"
-        np.savez(feeds_file, **feeds)
+        np.savez(feeds_file, allow_pickle=False, **feeds)
         try:
             proc = subprocess.run(
                 _child_command(path, feeds_file, result_file),
