@@ -134,6 +134,8 @@ def pt2_runner(path: Path, threads: int | None = None, device: str | None = None
     from yolactpp.ops._loader import native_available
 
     native_available()  # registers yolactpp::deform_conv2d, which the package calls
+    if device is not None:
+        _check_device(device)
     if threads is not None:
         torch.set_num_threads(threads)
     index = -1 if device is None or device == "cpu" else torch.device(device).index or 0
