@@ -22,9 +22,8 @@ import torch
 pytest.importorskip("onnxruntime")
 
 from tests.test_export import small_model
-from yolactpp.export import ExportError, load_exported
+from yolactpp.export import ExportError, load_exported, verify
 from yolactpp.export import pt2 as pt2_module
-from yolactpp.export import verify
 from yolactpp.export._trace import trace_model
 from yolactpp.export.pt2 import SAFE_CPU_CODEGEN, RecompiledWarning, export_pt2
 
