@@ -116,16 +116,21 @@ class ExportedModel:
         """The names of the classes the model predicts; label ``i`` is ``class_names[i]``."""
         return self.config.class_names
 
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Copy the model's file to ``path`` (e.g. a quantized model that lives in a temporary file)."""
+    def save(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+        """Copy the model's file to ``path`` (e.g. a quantized model that lives in a temporary file);
+        an existing file is replaced only with ``overwrite=True``."""
         import shutil
+
+        from yolactpp.outputs import check_output_file, same_file, staged_file
 
         target = Path(path)
         if target.suffix != self.path.suffix:
             raise InvalidArgumentError(f"{self.path.name} is a {self.path.suffix} file; save it under a name ending in {self.path.suffix}")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if target.resolve() != self.path.resolve():
-            shutil.copyfile(self.path, target)
+        if same_file(target, self.path):
+            return target
+        check_output_file(target, overwrite=overwrite, what="copy")
+        with staged_file(target) as staging:
+            shutil.copyfile(self.path, staging)
         return target
 
     @overload
@@ -220,13 +225,21 @@ def _onnx_runner(path: Path, threads: int | None, providers: Sequence[str] | Non
         raise MissingDependencyError(
             "predicting with .onnx files needs onnxruntime: pip install 'yolactpp[onnx]'"
         ) from None
+    requested = list(providers or ["CPUExecutionProvider"])
+    available = ort.get_available_providers()
+    unknown = [p for p in requested if p not in available]
+    if unknown:
+        raise InvalidArgumentError(
+            f"onnxruntime execution provider(s) {unknown} are not available here (available: {available}); "
+            "CUDAExecutionProvider needs pip install onnxruntime-gpu and a GPU"
+        )
     options = ort.SessionOptions()
     if threads is not None:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
     options.log_severity_level = 3
     try:
-        session = ort.InferenceSession(str(path), options, providers=list(providers or ["CPUExecutionProvider"]))
+        session = ort.InferenceSession(str(path), options, providers=requested)
     except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf/InvalidGraph types
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ExportFormatError(f"{path} is not a loadable ONNX model: {first}") from None
@@ -238,13 +251,27 @@ def _onnx_runner(path: Path, threads: int | None, providers: Sequence[str] | Non
         values = session.run(names, {k: v for k, v in feeds.items() if k in inputs})
         return dict(zip(names, values))
 
+    if requested[0] != "CPUExecutionProvider" and session.get_providers()[0] != requested[0]:
+        raise InvalidArgumentError(
+            f"onnxruntime could not start {requested[0]} for {path} (it would run on {session.get_providers()[0]}); "
+            "check the GPU and its CUDA/cuDNN libraries, or pass providers=['CPUExecutionProvider']"
+        )
     run.device = "cuda" if session.get_providers()[0] == "CUDAExecutionProvider" else "cpu"  # type: ignore[attr-defined]
+    run.image_shape = tuple(session.get_inputs()[0].shape)  # type: ignore[attr-defined]
     run.input_names = inputs  # type: ignore[attr-defined]
     run.output_names = names  # type: ignore[attr-defined]
     return run, metadata
 
 
-def _check_signature(run: Runner, info: ExportInfo, source: str) -> None:
+def _check_signature(run: Runner, config: ModelConfig, info: ExportInfo, source: str) -> None:
+    """The metadata must describe the graph: input and output names, and the input image size."""
+    shape = getattr(run, "image_shape", None)
+    size = config.preprocess.size
+    if shape is not None and len(shape) == 4 and list(shape[2:]) != [size, size]:
+        raise ExportFormatError(
+            f"{source}: the metadata says preprocess.size {size} but the graph takes {shape[2]} x {shape[3]} images "
+            "(altered metadata?); export the model again"
+        )
     inputs = getattr(run, "input_names", None)
     outputs = getattr(run, "output_names", None)
     if inputs is not None and set(inputs) != set(info.inputs):
@@ -271,8 +298,20 @@ def load_exported(
     (default: the one stored). A file that is not a yolactpp export raises :class:`ExportFormatError`.
     """
     p = Path(path)
+    if p.is_dir():
+        raise ExportFormatError(
+            f"{p} is a folder; load_exported reads one exported .onnx or .pt2 file (a save_pretrained folder "
+            "loads with YolactPP.from_pretrained)"
+        )
     if not p.is_file():
         raise MissingFileError(f"exported model not found: {p}")
+    if p.suffix.lower() in (".pth", ".pt", ".safetensors", ".ckpt"):
+        raise ExportFormatError(
+            f"{p} is a weights file, not an exported model; load it with YolactPP.from_pretrained, or export it "
+            "first: yolactpp export -m WEIGHTS -o FILE.onnx"
+        )
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise InvalidArgumentError(f"threads must be a whole number >= 1, got {threads!r}")
     with open(p, "rb") as f:
         head = f.read(4)
     if head.startswith(b"PK"):  # a zip archive: an AOTInductor package
@@ -282,7 +321,7 @@ def load_exported(
     else:
         run, metadata = _onnx_runner(p, threads, providers)
     config, info = read_metadata(metadata, str(p))
-    _check_signature(run, info, str(p))
+    _check_signature(run, config, info, str(p))
     if info.dtype == "int8":
         from yolactpp.quantize.cpu import warn_if_int8_slow
 
