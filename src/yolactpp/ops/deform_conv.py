@@ -48,11 +48,9 @@ def deform_conv2d(
     dilation_ = _pair(dilation, "dilation")
     if input.dim() == 4 and input.shape[1] == 0:  # torchvision would divide by zero groups (SIGFPE)
         raise InvalidArgumentError(f"deform_conv2d: input has no channels: {list(input.shape)}")
-    needs_grad = torch.is_grad_enabled() and any(
-        t is not None and t.requires_grad for t in (input, offset, weight, bias, mask)
-    )
-    if not needs_grad and use_native("deform_conv2d", input.device):
-        # Under autocast the op's autocast kernel casts every argument to the autocast dtype.
+    if use_native("deform_conv2d", input.device):
+        # Under autocast the op's autocast kernel casts every argument to the autocast dtype;
+        # gradients come from the native backward (yolactpp.ops._autograd).
         return torch.ops.yolactpp.deform_conv2d(
             input, offset, weight, bias, stride_, padding_, dilation_, mask
         )
