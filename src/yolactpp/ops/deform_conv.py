@@ -19,11 +19,14 @@ def _pair(value: int | tuple[int, int], name: str) -> tuple[int, int]:
     return int(value[0]), int(value[1])
 
 
-def _nan_outside(offset: torch.Tensor) -> torch.Tensor:
-    """NaN offsets -> -inf: the tap samples outside the map and reads zero, which is what the native
-    kernel does with NaN. torchvision's kernels would turn a NaN position into a memory index (its
-    CPU kernel crashes the process); -inf is outside for them too, with zero gradient."""
-    return offset.masked_fill(torch.isnan(offset), float("-inf"))
+def _nan_outside(offset: torch.Tensor, input: torch.Tensor, weight: torch.Tensor, padding: tuple[int, int],
+                 dilation: tuple[int, int]) -> torch.Tensor:
+    """NaN offsets -> a finite offset that puts the tap more than two pixels outside the map: it reads
+    zero with zero gradients, which is what the native kernels do with NaN. torchvision's kernels
+    would turn a NaN position into a memory index (its CPU kernel crashes the process), and at
+    -inf its offset gradient is NaN (inf * 0)."""
+    span = sum(input.shape[-2:]) + sum(padding) + max(dilation) * max(weight.shape[-2:], default=1)
+    return offset.masked_fill(torch.isnan(offset), -float(2 * span + 4))
 
 
 def deform_conv2d(
@@ -67,7 +70,7 @@ def deform_conv2d(
                 cast(input), cast(offset), cast(weight), cast(bias),  # type: ignore[arg-type]
                 stride_, padding_, dilation_, cast(mask),
             )
-    offset = _nan_outside(offset)
+    offset = _nan_outside(offset, input, weight, padding_, dilation_)
     if input.dtype in (torch.bfloat16, torch.float16) and input.device.type == "cpu":
         # torchvision has no half-precision CPU kernel: compute in float32, hand back the input dtype.
         def up(t: torch.Tensor | None) -> torch.Tensor | None:

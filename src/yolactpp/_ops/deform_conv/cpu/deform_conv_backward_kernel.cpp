@@ -10,7 +10,9 @@
 //   grad_dy            = m * sum_c G * (-hx a - lx b + hx c + lx d)
 //   grad_dx            = m * sum_c G * (-hy a + hy b - ly c + ly d)
 // so one pass over the channels computes the four dot products G.a, G.b, G.c, G.d and scatters.
-// A sample outside the map (or at a NaN position) reads zero, so all its gradients are zero.
+// A sample outside the map (or at a NaN position) reads zero, so all its gradients are zero. On
+// the border y = -1 (x = -1) the sample is zero too but the offset derivative is the one-sided
+// derivative towards the map, like at every integer position (torchvision's convention).
 //
 // Races: different output pixels scatter into the same input pixels. Work is split so that no two
 // threads write one address: by image when a chunk has at least as many images as threads, else
@@ -112,8 +114,10 @@ C10_ALWAYS_INLINE void scatter_pixels(const ScatterJob<T>& job, Acc<T>* grad_inp
           T* grad_m = job.grad_mask == nullptr ? nullptr : job.grad_mask + mask_at + k * ms[1];
           const A y = static_cast<A>(i * g.stride_h - g.pad_h + ky * g.dil_h) + E::load(job.offset[dy_at]);
           const A x = static_cast<A>(j * g.stride_w - g.pad_w + kx * g.dil_w) + E::load(job.offset[dx_at]);
-          // Outside the map (or NaN): the sample is zero, and so are its gradients.
-          if (!(y > A(-1) && y < static_cast<A>(H) && x > A(-1) && x < static_cast<A>(W))) {
+          // Outside the map (or NaN): the sample is zero, and so are its gradients. y == -1 (or
+          // x == -1) is inside here: the offset gradient is the derivative of the cell above
+          // (floor(y), floor(y) + 1), as everywhere else and as torchvision computes it.
+          if (!(y >= A(-1) && y < static_cast<A>(H) && x >= A(-1) && x < static_cast<A>(W))) {
             *grad_dy = E::store(A(0));
             *grad_dx = E::store(A(0));
             if (grad_m != nullptr) {
