@@ -43,8 +43,9 @@ def deform_conv2d(
 
     ``offset`` holds, per offset group and kernel tap k, the pair (dy, dx) at channels 2k, 2k+1;
     ``mask`` (already passed through a sigmoid by the caller) modulates each tap. Runs the native
-    kernel when available and no gradient is needed, else torchvision's implementation. A NaN
-    offset makes its tap read zero on every path (torchvision would crash on it).
+    kernels when available (the forward, and through autograd the backward for input, offset,
+    mask, weight and bias), else torchvision's implementation. A NaN offset makes its tap read
+    zero, with zero gradients, on every path (torchvision would crash on it).
     """
     stride_ = _pair(stride, "stride")
     padding_ = _pair(padding, "padding")
