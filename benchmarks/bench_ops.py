@@ -4,6 +4,9 @@ DCN: every deformable layer shape of yolact_plus_resnet50 at 550x550 (3x3, paddi
 group, batch 1, C_out = C_in), against ``torch.nn.functional.conv2d`` of the same shape and dtype
 (the floor a DCN can hope for) and ``torchvision.ops.deform_conv2d`` (what the model would
 otherwise run; it has no bfloat16 CPU kernel, so bfloat16 rows time it on float32 copies).
+Backward rows time only the gradient computation (input, offset, mask, weight and bias; the
+forward runs untimed before each rep) of the same three: conv2d's backward (input, weight, bias),
+torchvision's DCN backward and the native one.
 FastNMS: 19,248 priors x 80 classes with K candidates left after the score pre-filter, native
 kernel against the pure-PyTorch reference.
 
@@ -93,6 +96,59 @@ def bench_dcn(reps: int, modes: list[str]) -> None:
             )
 
 
+def backward_timer(forward: Callable[[], torch.Tensor], inputs: list[torch.Tensor]) -> Callable[[], float]:
+    """A rep that runs ``forward`` untimed and returns the clock time of its backward alone."""
+
+    def rep() -> float:
+        out = forward()
+        grad = torch.ones_like(out)
+        start = clock()
+        torch.autograd.grad(out, inputs, grad)
+        return clock() - start
+
+    return rep
+
+
+def interleaved_self_timed(fns: dict[str, Callable[[], float]], reps: int, warmup: int = 1) -> dict[str, float]:
+    """Median milliseconds of functions that time themselves, run round-robin."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(reps):
+        for name, fn in fns.items():
+            times[name].append(fn())
+    return {name: 1e3 * statistics.median(ts) for name, ts in times.items()}
+
+
+def bench_dcn_backward(reps: int, modes: list[str]) -> None:
+    print("\n| backward: shape | dtype | conv2d ms | torchvision ms | ours ms | ours/conv2d | torchvision/ours |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for mode in modes:
+        dtype, fmt = DCN_MODES[mode]
+        for label, channels, size, stride in DCN_SHAPES:
+            x, offset, weight, bias, mask = (t.detach().requires_grad_() for t in dcn_inputs(channels, size, stride, dtype, fmt))
+            x32, off32, w32, b32, m32 = (t.detach().float().requires_grad_() for t in (x, offset, weight, bias, mask))
+            s, p = (stride, stride), (1, 1)
+            dcn = [x, offset, weight, bias, mask]
+            fns = {
+                "conv2d": backward_timer(lambda: F.conv2d(x, weight, bias, s, p), [x, weight, bias]),
+                "torchvision": backward_timer(
+                    lambda: torchvision.ops.deform_conv2d(x32, off32, w32, b32, s, p, mask=m32),
+                    [x32, off32, w32, b32, m32],
+                ),
+                "ours": backward_timer(lambda: ops.deform_conv2d(x, offset, weight, bias, s, p, mask=mask), dcn),
+            }
+            with ops.use_backend("native"):
+                t = interleaved_self_timed(fns, reps)
+            tv = f"{t['torchvision']:.2f}" + (" (fp32)" if dtype != torch.float32 else "")
+            print(
+                f"| {label} | {mode} | {t['conv2d']:.2f} | {tv} | {t['ours']:.2f} | "
+                f"{t['ours'] / t['conv2d']:.2f} | {t['torchvision'] / t['ours']:.1f} |",
+                flush=True,
+            )
+
+
 def nms_inputs(candidates: int, num_classes: int = 80, priors: int = 19248):
     """Boxes and [C, K] scores of K candidates, scores softmax-like as the model's."""
     gen = torch.Generator().manual_seed(0)
@@ -129,7 +185,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reps", type=int, default=15, help="timed repetitions per contender (median)")
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
-    parser.add_argument("--only", choices=("dcn", "nms"), help="run one of the two tables")
+    parser.add_argument("--only", choices=("dcn", "backward", "nms"), help="run one of the three tables")
     parser.add_argument("--modes", default="fp32,bf16-cl", help=f"DCN modes, comma-separated: {', '.join(DCN_MODES)}")
     parser.add_argument(
         "--clock",
@@ -145,9 +201,11 @@ def main() -> None:
         print(f"# {info.op} on {info.device}: {info.backend} ({info.reason})")
     print(f"# torch {torch.__version__}, torchvision {torchvision.__version__}, {args.threads} threads, "
           f"median {args.clock} time of {args.reps} interleaved reps\n")
-    if args.only != "nms":
+    if args.only in (None, "dcn"):
         bench_dcn(args.reps, args.modes.split(","))
-    if args.only != "dcn":
+    if args.only in (None, "backward"):
+        bench_dcn_backward(args.reps, args.modes.split(","))
+    if args.only in (None, "nms"):
         bench_nms(args.reps)
 
 

@@ -54,6 +54,34 @@ def _deform_conv2d_fake(
     return input.new_empty((batch, out_channels, out_h, out_w)).contiguous(memory_format=fmt)
 
 
+@torch.library.register_fake("yolactpp::deform_conv2d_backward")
+def _deform_conv2d_backward_fake(
+    grad: torch.Tensor,
+    input: torch.Tensor,
+    offset: torch.Tensor,
+    weight: torch.Tensor,
+    mask: torch.Tensor | None,
+    stride: Sequence[int],
+    padding: Sequence[int],
+    dilation: Sequence[int],
+    has_bias: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Gradients shaped as the forward's arguments: input and weight keep their memory format,
+    offset and mask come back contiguous; bias [C_out] (empty [0] without a bias), mask empty [0]
+    without a mask."""
+    torch._check(
+        grad.dtype == input.dtype, lambda: f"deform_conv2d_backward: grad is {grad.dtype} but input is {input.dtype}"
+    )
+
+    def like(t: torch.Tensor) -> torch.Tensor:
+        fmt = torch.channels_last if suggest_memory_format(t) == torch.channels_last else torch.contiguous_format
+        return t.new_empty(t.shape).contiguous(memory_format=fmt)
+
+    grad_bias = input.new_empty((weight.shape[0] if has_bias else 0,))
+    grad_mask = mask.new_empty(mask.shape) if mask is not None else input.new_empty((0,))
+    return like(input), offset.new_empty(offset.shape), like(weight), grad_bias, grad_mask
+
+
 @torch.library.register_fake("yolactpp::fast_nms")
 def _fast_nms_fake(
     boxes: torch.Tensor,

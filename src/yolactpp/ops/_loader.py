@@ -120,8 +120,7 @@ def _load_native() -> None:
         _state["loaded"] = True
         _state["path"] = candidate.path
         _state["reason"] = f"compiled kernels loaded from {candidate.path} ({candidate.origin})"
-        from yolactpp.ops import _fake  # noqa: F401  (registers fake kernels once the ops exist)
-
+        _register_python_kernels()
         return
     if not tried:
         tried.append(
@@ -139,8 +138,12 @@ def adopt(path: Path, origin: str) -> None:
     """
     with _lock:
         _state.update(tried=True, loaded=True, path=path, reason=f"compiled kernels loaded from {path} ({origin})")
-    from yolactpp.ops import _fake  # noqa: F401
+    _register_python_kernels()
 
+
+def _register_python_kernels() -> None:
+    """Fake kernels and the DCN's autograd formula, registered once the ``yolactpp::`` schemas exist."""
+    from yolactpp.ops import _autograd, _fake  # noqa: F401
 
 def native_available() -> bool:
     """Whether the compiled ops are loaded (tries to load them once)."""
@@ -243,7 +246,7 @@ class BackendInfo:
 
 _FALLBACKS = {"deform_conv2d": "torchvision.ops.deform_conv2d", "fast_nms": "pure PyTorch FastNMS"}
 _NATIVE_NOTES = {
-    "deform_conv2d": "forward only: calls that need gradients run torchvision",
+    "deform_conv2d": "forward and backward (input, offset, mask, weight and bias gradients)",
     "fast_nms": "float32/float64: other dtypes run the pure PyTorch FastNMS",
 }
 

@@ -1,8 +1,8 @@
 """Once per process and device: does a native kernel agree with the reference on a small fixed case?
 
 The CUDA kernels are compiled without ever running in CI, so the first time a native op would
-run on a CUDA device, it runs once on a small case next to the reference (torchvision's DCN, the
-pure-PyTorch FastNMS). A mismatch or an error sends that device to the fallback for the rest of
+run on a CUDA device, it runs once on a small case next to the reference (torchvision's DCN with
+its five gradients, the pure-PyTorch FastNMS). A mismatch or an error sends that device to the fallback for the rest of
 the process; the caller warns and ``backend_info()`` shows the measured difference.
 """
 
@@ -21,6 +21,7 @@ DEVICE_TYPES: tuple[str, ...] = ("cuda",)
 #: The native kernels under test, looked up at call time (tests swap in a faulty one).
 KERNELS: dict[str, Callable[..., object]] = {
     "deform_conv2d": lambda *args: torch.ops.yolactpp.deform_conv2d(*args),
+    "deform_conv2d_backward": lambda *args: torch.ops.yolactpp.deform_conv2d_backward(*args),
     "fast_nms": lambda *args: torch.ops.yolactpp.fast_nms(*args),
 }
 
@@ -28,8 +29,12 @@ _lock = threading.Lock()
 _results: dict[tuple[str, str], str | None] = {}
 
 
-def _deform_case(device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-    """(native, reference) outputs of a DCN with groups, offset groups, mask, bias and padding."""
+_GRAD_NAMES = ("input", "offset", "weight", "bias", "mask")
+
+
+def _deform_case(device: torch.device, dtype: torch.dtype) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
+    """(what, native, reference) for the output and the five gradients of a DCN with groups, offset
+    groups, mask, bias and padding."""
     import torchvision
 
     gen = torch.Generator().manual_seed(0)
@@ -39,24 +44,33 @@ def _deform_case(device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor
 
     x, weight, bias = rand(2, 4, 7, 6), rand(6, 2, 3, 3), rand(6)
     offset, mask = rand(2, 2 * 2 * 9, 7, 6, scale=2.0), rand(2, 2 * 9, 7, 6).abs()
-    args = (x, offset, weight, bias, (1, 1), (1, 1), (1, 1), mask)
-    native = KERNELS["deform_conv2d"](*args)
-    reference = torchvision.ops.deform_conv2d(x, offset, weight, bias, padding=(1, 1), mask=mask)
-    return native, reference  # type: ignore[return-value]
+    grad = rand(2, 6, 7, 6)
+    geometry = ((1, 1), (1, 1), (1, 1))
+    native = KERNELS["deform_conv2d"](x, offset, weight, bias, *geometry, mask)
+    native_grads = KERNELS["deform_conv2d_backward"](grad, x, offset, weight, mask, *geometry, True)
+    leaves = [t.clone().requires_grad_() for t in (x, offset, weight, bias, mask)]
+    with torch.enable_grad():
+        lx, loffset, lweight, lbias, lmask = leaves
+        reference = torchvision.ops.deform_conv2d(lx, loffset, lweight, lbias, padding=(1, 1), mask=lmask)
+        reference_grads = torch.autograd.grad(reference, leaves, grad)
+    pairs = [("output", native, reference.detach())]
+    pairs += [(f"{name} gradient", *pair) for name, *pair in zip(_GRAD_NAMES, native_grads, reference_grads)]  # type: ignore[call-overload]
+    return pairs  # type: ignore[return-value]
 
 
 def _check_deform_conv2d(device: torch.device) -> str | None:
     # float64: exact logic; float32: the kernel users run (TF32 allowed for matmuls loosens it).
     tf32 = torch.backends.cuda.matmul.allow_tf32
     for dtype, bound in ((torch.float64, 1e-9), (torch.float32, 5e-2 if tf32 else 1e-4)):
-        native, reference = _deform_case(device, dtype)
-        if native.shape != reference.shape or native.dtype != reference.dtype:
-            return (
-                f"{dtype}: output {native.dtype}{list(native.shape)}, expected {reference.dtype}{list(reference.shape)}"
-            )
-        diff = (native - reference).abs().max().item()
-        if not diff <= bound:  # NaN fails too
-            return f"{dtype}: max abs difference {diff:.3g} from torchvision (bound {bound:g})"
+        for what, native, reference in _deform_case(device, dtype):
+            if native.shape != reference.shape or native.dtype != reference.dtype:
+                return (
+                    f"{dtype}: {what} {native.dtype}{list(native.shape)}, expected "
+                    f"{reference.dtype}{list(reference.shape)}"
+                )
+            diff = (native - reference).abs().max().item()
+            if not diff <= bound:  # NaN fails too
+                return f"{dtype}: {what}: max abs difference {diff:.3g} from torchvision (bound {bound:g})"
     return None
 
 

@@ -19,11 +19,14 @@ def _pair(value: int | tuple[int, int], name: str) -> tuple[int, int]:
     return int(value[0]), int(value[1])
 
 
-def _nan_outside(offset: torch.Tensor) -> torch.Tensor:
-    """NaN offsets -> -inf: the tap samples outside the map and reads zero, which is what the native
-    kernel does with NaN. torchvision's kernels would turn a NaN position into a memory index (its
-    CPU kernel crashes the process); -inf is outside for them too, with zero gradient."""
-    return offset.masked_fill(torch.isnan(offset), float("-inf"))
+def _nan_outside(offset: torch.Tensor, input: torch.Tensor, weight: torch.Tensor, padding: tuple[int, int],
+                 dilation: tuple[int, int]) -> torch.Tensor:
+    """NaN offsets -> a finite offset that puts the tap more than two pixels outside the map: it reads
+    zero with zero gradients, which is what the native kernels do with NaN. torchvision's kernels
+    would turn a NaN position into a memory index (its CPU kernel crashes the process), and at
+    -inf its offset gradient is NaN (inf * 0)."""
+    span = sum(input.shape[-2:]) + sum(padding) + max(dilation) * max(weight.shape[-2:], default=1)
+    return offset.masked_fill(torch.isnan(offset), -float(2 * span + 4))
 
 
 def deform_conv2d(
@@ -40,19 +43,18 @@ def deform_conv2d(
 
     ``offset`` holds, per offset group and kernel tap k, the pair (dy, dx) at channels 2k, 2k+1;
     ``mask`` (already passed through a sigmoid by the caller) modulates each tap. Runs the native
-    kernel when available and no gradient is needed, else torchvision's implementation. A NaN
-    offset makes its tap read zero on every path (torchvision would crash on it).
+    kernels when available (the forward, and through autograd the backward for input, offset,
+    mask, weight and bias), else torchvision's implementation. A NaN offset makes its tap read
+    zero, with zero gradients, on every path (torchvision would crash on it).
     """
     stride_ = _pair(stride, "stride")
     padding_ = _pair(padding, "padding")
     dilation_ = _pair(dilation, "dilation")
     if input.dim() == 4 and input.shape[1] == 0:  # torchvision would divide by zero groups (SIGFPE)
         raise InvalidArgumentError(f"deform_conv2d: input has no channels: {list(input.shape)}")
-    needs_grad = torch.is_grad_enabled() and any(
-        t is not None and t.requires_grad for t in (input, offset, weight, bias, mask)
-    )
-    if not needs_grad and use_native("deform_conv2d", input.device):
-        # Under autocast the op's autocast kernel casts every argument to the autocast dtype.
+    if use_native("deform_conv2d", input.device):
+        # Under autocast the op's autocast kernel casts every argument to the autocast dtype;
+        # gradients come from the native backward (yolactpp.ops._autograd).
         return torch.ops.yolactpp.deform_conv2d(
             input, offset, weight, bias, stride_, padding_, dilation_, mask
         )
@@ -69,7 +71,7 @@ def deform_conv2d(
                 cast(input), cast(offset), cast(weight), cast(bias),  # type: ignore[arg-type]
                 stride_, padding_, dilation_, cast(mask),
             )
-    offset = _nan_outside(offset)
+    offset = _nan_outside(offset, input, weight, padding_, dilation_)
     if input.dtype in (torch.bfloat16, torch.float16) and input.device.type == "cpu":
         # torchvision has no half-precision CPU kernel: compute in float32, hand back the input dtype.
         def up(t: torch.Tensor | None) -> torch.Tensor | None:

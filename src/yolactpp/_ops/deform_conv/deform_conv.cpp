@@ -1,5 +1,6 @@
-// DCNv2 forward, shared by every backend: the operator schema, the input checks and the chunked
-// sample-then-convolve driver. The backends (cpu/, cuda/) only bring a sampler.
+// DCNv2, shared by every backend: the operator schemas, the input checks and the chunked
+// sample-then-convolve drivers of the forward and the backward. The backends (cpu/, cuda/) only
+// bring a sampler (forward) and a scatter (backward: columns' gradient -> input, offset, mask).
 //
 // Semantics follow torchvision.ops.deform_conv2d: for output pixel (i, j), tap (ky, kx) of offset
 // group g reads (dy, dx) from offset channels g*2K + 2k and g*2K + 2k + 1 (k = ky*kw + kx), samples
@@ -14,6 +15,8 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <array>
+#include <tuple>
 
 namespace yolactpp::deform_conv {
 
@@ -21,6 +24,14 @@ TORCH_LIBRARY_FRAGMENT(yolactpp, m) {
   m.def(
       "deform_conv2d(Tensor input, Tensor offset, Tensor weight, Tensor? bias, int[2] stride, "
       "int[2] padding, int[2] dilation, Tensor? mask) -> Tensor",
+      {at::Tag::pt2_compliant_tag});
+  // Gradients of deform_conv2d for input, offset, weight, bias and mask; the op's autograd formula
+  // (registered from Python, yolactpp/ops/_autograd.py). grad_bias is empty without a bias and
+  // grad_mask without a mask.
+  m.def(
+      "deform_conv2d_backward(Tensor grad, Tensor input, Tensor offset, Tensor weight, Tensor? mask, "
+      "int[2] stride, int[2] padding, int[2] dilation, bool has_bias) "
+      "-> (Tensor grad_input, Tensor grad_offset, Tensor grad_weight, Tensor grad_bias, Tensor grad_mask)",
       {at::Tag::pt2_compliant_tag});
 }
 
@@ -133,6 +144,80 @@ at::Tensor convolve(const at::Tensor& columns, const at::Tensor& weight, const s
   return at::convolution(columns, weight, bias, stride, {0, 0}, {1, 1}, false, {0, 0}, groups);
 }
 
+/// How the columns are chunked and laid out for one call, shared by the forward and the backward.
+struct Plan {
+  int64_t images;                        // images per chunk
+  int64_t rows;                          // output rows per chunk
+  at::Tensor columns;                    // the buffer of one chunk
+  at::Tensor conv_weight;                // the weight as the plain convolution over the columns takes it
+  std::array<int64_t, 2> stride_storage; // that convolution's stride
+  ChunkJob job;                          // strides of the columns; the chunk fields are set per chunk
+};
+
+Plan plan(const at::Tensor& x, const at::Tensor& offset, const at::Tensor& mask, const at::Tensor& weight,
+          const Geometry& g, int64_t budget_bytes, Layout layout) {
+  const bool blocks = layout == Layout::kBlocks;
+  const int64_t kh = g.kernel_h, kw = g.kernel_w, taps = kh * kw, C = g.in_channels;
+  const int64_t group_channels = C / g.groups;
+  Plan p{};
+
+  // Columns for one output row of one image; chunk over images, or over rows of a huge image.
+  const int64_t row_elements = taps * g.out_w * C;
+  const int64_t row_bytes = row_elements * x.element_size();
+  p.images = 1;
+  p.rows = g.out_h;
+  if (row_bytes * g.out_h <= budget_bytes) {
+    p.images = std::min(g.batch, std::max<int64_t>(1, budget_bytes / (row_bytes * g.out_h)));
+  } else {
+    p.rows = std::max<int64_t>(1, budget_bytes / row_bytes);
+  }
+  const auto cl = x.options().memory_format(at::MemoryFormat::ChannelsLast);
+  p.columns = blocks ? at::empty({p.images, C, p.rows * kh, g.out_w * kw}, cl)
+                     : at::empty({p.images, taps * C, p.rows, g.out_w}, cl);
+  // kTapsAsChannels: [C_out, kh, kw, C_in/groups] flattened matches the column channel order.
+  p.conv_weight =
+      blocks ? weight : weight.permute({0, 2, 3, 1}).reshape({g.out_channels, taps * group_channels, 1, 1});
+  p.stride_storage = blocks ? std::array<int64_t, 2>{kh, kw} : std::array<int64_t, 2>{1, 1};
+
+  ChunkJob& job = p.job;
+  for (int d = 0; d < 4; ++d) {
+    job.offset_stride[d] = offset.stride(d);
+    job.mask_stride[d] = mask.defined() ? mask.stride(d) : 0;
+  }
+  job.g = g;
+  job.image = p.rows * row_elements;
+  job.row = row_elements;
+  job.column = blocks ? kw * C : taps * C;
+  job.tap_y = blocks ? g.out_w * kw * C : kw * group_channels;
+  job.tap_x = blocks ? C : group_channels;
+  job.group = blocks ? group_channels : taps * group_channels;
+  return p;
+}
+
+/// Calls `body(n0, nb, r0, rb, columns)` for each chunk after pointing `job` at it.
+template <typename Body>
+void for_each_chunk(Plan& p, Layout layout, Body&& body) {
+  const Geometry& g = p.job.g;
+  for (int64_t n0 = 0; n0 < g.batch; n0 += p.images) {
+    const int64_t nb = std::min(p.images, g.batch - n0);
+    for (int64_t r0 = 0; r0 < g.out_h; r0 += p.rows) {
+      const int64_t rb = std::min(p.rows, g.out_h - r0);
+      at::Tensor cols =
+          p.columns.narrow(0, 0, nb).narrow(2, 0, layout == Layout::kBlocks ? rb * g.kernel_h : rb);
+      p.job.image0 = n0;
+      p.job.row0 = r0;
+      p.job.rows = rb;
+      p.job.images = nb;
+      body(n0, nb, r0, rb, cols);
+    }
+  }
+}
+
+at::MemoryFormat format_of(const at::Tensor& t) {
+  return t.suggest_memory_format() == at::MemoryFormat::ChannelsLast ? at::MemoryFormat::ChannelsLast
+                                                                      : at::MemoryFormat::Contiguous;
+}
+
 }  // namespace
 
 at::Tensor forward(
@@ -146,72 +231,134 @@ at::Tensor forward(
     int64_t budget_bytes,
     Layout layout) {
   const auto channels_last = at::MemoryFormat::ChannelsLast;
-  const auto out_format =
-      input.suggest_memory_format() == channels_last ? channels_last : at::MemoryFormat::Contiguous;
+  const auto out_format = format_of(input);
   if (g.batch == 0) {
     return at::empty({0, g.out_channels, g.out_h, g.out_w}, input.options().memory_format(out_format));
   }
   const at::Tensor x = input.contiguous(channels_last);
   const at::Tensor m = mask.has_value() ? *mask : at::Tensor();
-  const bool blocks = layout == Layout::kBlocks;
-  const int64_t kh = g.kernel_h, kw = g.kernel_w, taps = kh * kw, C = g.in_channels;
-  const int64_t group_channels = C / g.groups;
-
-  // Columns for one output row of one image; chunk over images, or over rows of a huge image.
-  const int64_t row_elements = taps * g.out_w * C;
-  const int64_t row_bytes = row_elements * x.element_size();
-  int64_t images = 1;
-  int64_t rows = g.out_h;
-  if (row_bytes * g.out_h <= budget_bytes) {
-    images = std::min(g.batch, std::max<int64_t>(1, budget_bytes / (row_bytes * g.out_h)));
-  } else {
-    rows = std::max<int64_t>(1, budget_bytes / row_bytes);
-  }
-  const auto cl = x.options().memory_format(channels_last);
-  at::Tensor columns = blocks ? at::empty({images, C, rows * kh, g.out_w * kw}, cl)
-                              : at::empty({images, taps * C, rows, g.out_w}, cl);
-  // kTapsAsChannels: [C_out, kh, kw, C_in/groups] flattened matches the column channel order.
-  const at::Tensor conv_weight =
-      blocks ? weight : weight.permute({0, 2, 3, 1}).reshape({g.out_channels, taps * group_channels, 1, 1});
-
-  ChunkJob job{};
-  for (int d = 0; d < 4; ++d) {
-    job.offset_stride[d] = offset.stride(d);
-    job.mask_stride[d] = m.defined() ? m.stride(d) : 0;
-  }
-  job.g = g;
-  job.image = rows * row_elements;
-  job.row = row_elements;
-  job.column = blocks ? kw * C : taps * C;
-  job.tap_y = blocks ? g.out_w * kw * C : kw * group_channels;
-  job.tap_x = blocks ? C : group_channels;
-  job.group = blocks ? group_channels : taps * group_channels;
-
-  const bool one_chunk = images >= g.batch && rows >= g.out_h;
+  Plan p = plan(x, offset, m, weight, g, budget_bytes, layout);
+  const bool one_chunk = p.images >= g.batch && p.rows >= g.out_h;
   at::Tensor out;
   if (!one_chunk) {
-    out = at::empty({g.batch, g.out_channels, g.out_h, g.out_w}, cl);
+    out = at::empty({g.batch, g.out_channels, g.out_h, g.out_w}, x.options().memory_format(channels_last));
   }
-  for (int64_t n0 = 0; n0 < g.batch; n0 += images) {
-    const int64_t nb = std::min(images, g.batch - n0);
-    for (int64_t r0 = 0; r0 < g.out_h; r0 += rows) {
-      const int64_t rb = std::min(rows, g.out_h - r0);
-      at::Tensor cols = columns.narrow(0, 0, nb).narrow(2, 0, blocks ? rb * kh : rb);
-      job.image0 = n0;
-      job.row0 = r0;
-      job.rows = rb;
-      job.images = nb;
-      sampler(x, offset, m, cols, job);
-      at::Tensor y = blocks ? convolve(cols, conv_weight, bias, {kh, kw}, g.groups)
-                            : convolve(cols, conv_weight, bias, {1, 1}, g.groups);
-      if (one_chunk) {
-        out = y;
-      } else {
-        out.narrow(0, n0, nb).narrow(2, r0, rb).copy_(y);
-      }
+  for_each_chunk(p, layout, [&](int64_t n0, int64_t nb, int64_t r0, int64_t rb, at::Tensor& cols) {
+    sampler(x, offset, m, cols, p.job);
+    at::Tensor y = convolve(cols, p.conv_weight, bias, p.stride_storage, g.groups);
+    if (one_chunk) {
+      out = y;
+    } else {
+      out.narrow(0, n0, nb).narrow(2, r0, rb).copy_(y);
     }
-  }
+  });
   return out.contiguous(out_format);
+}
+
+namespace {
+
+/// The plain convolution's backward (columns and weight gradients), kept in IEEE float32 on CUDA
+/// for the same reason as `convolve`: cuDNN's TF32 switch is lowered for the call when the user
+/// did not allow TF32 for matmuls.
+std::tuple<at::Tensor, at::Tensor> convolve_backward(const at::Tensor& grad, const at::Tensor& columns,
+                                                     const at::Tensor& weight, at::IntArrayRef stride,
+                                                     int64_t groups) {
+  auto& context = at::globalContext();
+  const bool strict = columns.is_cuda() && columns.scalar_type() == at::kFloat && !context.allowTF32CuBLAS() &&
+                      context.allowTF32CuDNN();
+  if (strict) {
+    context.setAllowTF32CuDNN(false);
+  }
+  std::tuple<at::Tensor, at::Tensor, at::Tensor> result;
+  try {
+    result = at::convolution_backward(grad, columns, weight, std::nullopt, stride, {0, 0}, {1, 1}, false, {0, 0},
+                                      groups, {true, true, false});
+  } catch (...) {
+    if (strict) {
+      context.setAllowTF32CuDNN(true);
+    }
+    throw;
+  }
+  if (strict) {
+    context.setAllowTF32CuDNN(true);
+  }
+  return {std::get<0>(result), std::get<1>(result)};
+}
+
+}  // namespace
+
+Geometry check_backward_inputs(
+    const at::Tensor& grad,
+    const at::Tensor& input,
+    const at::Tensor& offset,
+    const at::Tensor& weight,
+    at::IntArrayRef stride,
+    at::IntArrayRef padding,
+    at::IntArrayRef dilation,
+    const std::optional<at::Tensor>& mask) {
+  const Geometry g = check_inputs(input, offset, weight, std::nullopt, stride, padding, dilation, mask);
+  TORCH_CHECK(grad.dim() == 4 && grad.size(0) == g.batch && grad.size(1) == g.out_channels &&
+                  grad.size(2) == g.out_h && grad.size(3) == g.out_w,
+              "deform_conv2d_backward: grad must be [", g.batch, ", ", g.out_channels, ", ", g.out_h, ", ", g.out_w,
+              "], got ", grad.sizes());
+  TORCH_CHECK(grad.scalar_type() == input.scalar_type() && grad.device() == input.device(),
+              "deform_conv2d_backward: grad is ", grad.scalar_type(), " on ", grad.device(), " but input is ",
+              input.scalar_type(), " on ", input.device());
+  return g;
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> backward(
+    const at::Tensor& grad,
+    const at::Tensor& input,
+    const at::Tensor& offset,
+    const at::Tensor& weight,
+    const std::optional<at::Tensor>& mask,
+    bool has_bias,
+    const Geometry& g,
+    const Sampler& sampler,
+    const Scatter& scatter,
+    int64_t budget_bytes,
+    Layout layout) {
+  const auto channels_last = at::MemoryFormat::ChannelsLast;
+  const at::ScalarType dtype = input.scalar_type();
+  const bool reduced = dtype == at::kBFloat16 || dtype == at::kHalf;
+  const at::ScalarType acc = reduced ? at::kFloat : dtype;
+  const at::Tensor x = input.contiguous(channels_last);
+  const at::Tensor off = offset.contiguous();
+  const at::Tensor m = mask.has_value() ? mask->contiguous() : at::Tensor();
+  const at::Tensor go = grad.contiguous(channels_last);
+
+  // at::zeros would drop the memory format: the scatter indexes this as channels_last.
+  at::Tensor grad_input = at::empty(x.sizes(), x.options().dtype(acc).memory_format(channels_last)).zero_();
+  at::Tensor grad_offset = at::empty_like(off);
+  at::Tensor grad_mask = m.defined() ? at::empty_like(m) : at::empty({0}, x.options());
+  at::Tensor grad_bias = has_bias ? go.sum({0, 2, 3}) : at::empty({0}, x.options());
+  at::Tensor grad_weight;
+  if (g.batch == 0) {
+    return {grad_input.to(dtype).contiguous(format_of(input)), grad_offset, at::zeros_like(weight),
+            has_bias ? at::zeros({g.out_channels}, x.options()) : grad_bias, grad_mask};
+  }
+
+  Plan p = plan(x, off, m, weight, g, budget_bytes, layout);
+  const bool one_chunk = p.images >= g.batch && p.rows >= g.out_h;
+  for_each_chunk(p, layout, [&](int64_t n0, int64_t nb, int64_t r0, int64_t rb, at::Tensor& cols) {
+    sampler(x, off, m, cols, p.job);
+    const at::Tensor go_chunk = go.narrow(0, n0, nb).narrow(2, r0, rb);
+    auto [grad_cols, grad_conv_weight] = convolve_backward(go_chunk, cols, p.conv_weight, p.stride_storage, g.groups);
+    scatter(x, off, m, grad_cols.contiguous(channels_last), grad_input, grad_offset, grad_mask, p.job);
+    if (one_chunk) {
+      grad_weight = grad_conv_weight;
+    } else if (!grad_weight.defined()) {
+      grad_weight = grad_conv_weight.to(acc);
+    } else {
+      grad_weight.add_(grad_conv_weight);
+    }
+  });
+  if (layout == Layout::kTapsAsChannels) {
+    grad_weight = grad_weight.reshape({g.out_channels, g.kernel_h, g.kernel_w, -1}).permute({0, 3, 1, 2});
+  }
+  grad_weight = grad_weight.to(dtype).contiguous(format_of(weight));
+  return {grad_input.to(dtype).contiguous(format_of(input)), grad_offset, grad_weight, grad_bias, grad_mask};
 }
 
 }  // namespace yolactpp::deform_conv

@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <tuple>
 
 namespace yolactpp::deform_conv {
 
@@ -52,5 +53,48 @@ at::Tensor forward(
     const Sampler& sampler,
     int64_t budget_bytes,
     Layout layout);
+
+/// The backward counterpart of a Sampler: for one chunk, given the gradient of its columns
+/// (`grad_columns`, laid out as the columns), adds the input gradient into `grad_input`
+/// (channels_last, float for bfloat16/half inputs) and writes the offset and mask gradients of the
+/// chunk's pixels into `grad_offset` / `grad_mask` (contiguous, as `offset` / `mask`, which are
+/// contiguous too; `mask` and `grad_mask` are undefined without a mask).
+using Scatter = std::function<void(
+    const at::Tensor& input,
+    const at::Tensor& offset,
+    const at::Tensor& mask,
+    const at::Tensor& grad_columns,
+    at::Tensor& grad_input,
+    at::Tensor& grad_offset,
+    at::Tensor& grad_mask,
+    const ChunkJob& job)>;
+
+/// Gradients of `forward` for input, offset, weight, bias (empty [0] when `has_bias` is false)
+/// and mask (empty [0] without a mask): the columns are sampled again chunk by chunk, the plain
+/// convolution's backward gives the columns' and the weight's gradients, and `scatter` turns the
+/// columns' gradient into the input, offset and mask gradients.
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> backward(
+    const at::Tensor& grad,
+    const at::Tensor& input,
+    const at::Tensor& offset,
+    const at::Tensor& weight,
+    const std::optional<at::Tensor>& mask,
+    bool has_bias,
+    const Geometry& g,
+    const Sampler& sampler,
+    const Scatter& scatter,
+    int64_t budget_bytes,
+    Layout layout);
+
+/// Checks the backward's arguments (those of the forward plus the output gradient's shape).
+Geometry check_backward_inputs(
+    const at::Tensor& grad,
+    const at::Tensor& input,
+    const at::Tensor& offset,
+    const at::Tensor& weight,
+    at::IntArrayRef stride,
+    at::IntArrayRef padding,
+    at::IntArrayRef dilation,
+    const std::optional<at::Tensor>& mask);
 
 }  // namespace yolactpp::deform_conv

@@ -14,6 +14,7 @@
 
 #include "../../cpu_isa.h"
 #include "../deform_conv.h"
+#include "deform_conv_cpu.h"
 
 #if YOLACTPP_X86_DISPATCH
 #include <immintrin.h>
@@ -23,34 +24,6 @@ namespace yolactpp::deform_conv {
 
 namespace {
 
-/// Loads an element as its accumulation type and rounds back; written so loops vectorise.
-template <typename T>
-struct Elem {
-  using acc = float;
-  static acc load(T v) { return static_cast<acc>(v); }
-  static T store(acc v) { return static_cast<T>(v); }
-};
-
-template <>
-struct Elem<double> {
-  using acc = double;
-  static acc load(double v) { return v; }
-  static double store(double v) { return v; }
-};
-
-template <>
-struct Elem<c10::BFloat16> {
-  using acc = float;
-  static float load(c10::BFloat16 v) { return c10::bit_cast<float>(static_cast<uint32_t>(v.x) << 16); }
-  static c10::BFloat16 store(float v) {  // round to nearest even, NaN stays NaN
-    const uint32_t u = c10::bit_cast<uint32_t>(v);
-    const uint16_t bits = v != v ? uint16_t{0x7FC0} : static_cast<uint16_t>((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
-    return c10::BFloat16(bits, c10::BFloat16::from_bits());
-  }
-};
-
-template <typename T>
-using Acc = typename Elem<T>::acc;
 
 /// dst[i] = wa*a[i] + wb*b[i] + wc*c[i] + wd*d[i] for one sample's channels: the four bilinear
 /// corners are channel vectors sharing one set of (mask-scaled) weights.
@@ -261,6 +234,8 @@ BlendFn<T> pick_blend() {
   return nullptr;
 }
 
+}  // namespace
+
 void sample_cpu(
     const at::Tensor& input,
     const at::Tensor& offset,
@@ -283,8 +258,18 @@ void sample_cpu(
   });
 }
 
-/// Columns of one chunk on the CPU stay within this many bytes; the convolution reads them next.
-constexpr int64_t kCpuBudgetBytes = int64_t{32} << 20;
+Layout cpu_layout(const at::Tensor& input, const at::Tensor& weight, const Geometry& g) {
+  // Measured on the YOLACT++ layer shapes: for bfloat16/half, oneDNN's 1x1 convolution (a plain
+  // GEMM) beats the strided one unless permuting the weight costs more than that saves (a weight
+  // comparable to the columns, as in C5); for float32/float64 the strided convolution wins.
+  const bool reduced = input.scalar_type() == at::kBFloat16 || input.scalar_type() == at::kHalf;
+  const int64_t column_elements = g.batch * g.out_h * g.out_w * g.kernel_h * g.kernel_w * g.in_channels;
+  const bool small_weight = 4 * weight.numel() <= column_elements;
+  const bool taps = reduced && (small_weight || weight.is_contiguous(at::MemoryFormat::ChannelsLast));
+  return taps ? Layout::kTapsAsChannels : Layout::kBlocks;
+}
+
+namespace {
 
 at::Tensor deform_conv2d_cpu(
     const at::Tensor& input,
@@ -296,16 +281,8 @@ at::Tensor deform_conv2d_cpu(
     at::IntArrayRef dilation,
     const std::optional<at::Tensor>& mask) {
   TORCH_CHECK(input.device().is_cpu(), "deform_conv2d: the CPU kernel got a tensor on ", input.device());
-  // Measured on the YOLACT++ layer shapes: for bfloat16/half, oneDNN's 1x1 convolution (a plain
-  // GEMM) beats the strided one unless permuting the weight costs more than that saves (a weight
-  // comparable to the columns, as in C5); for float32/float64 the strided convolution wins.
   const Geometry g = check_inputs(input, offset, weight, bias, stride, padding, dilation, mask);
-  const bool reduced = input.scalar_type() == at::kBFloat16 || input.scalar_type() == at::kHalf;
-  const int64_t column_elements = g.batch * g.out_h * g.out_w * g.kernel_h * g.kernel_w * g.in_channels;
-  const bool small_weight = 4 * weight.numel() <= column_elements;
-  const bool taps = reduced && (small_weight || weight.is_contiguous(at::MemoryFormat::ChannelsLast));
-  return forward(input, offset, weight, bias, mask, g, sample_cpu, kCpuBudgetBytes,
-                 taps ? Layout::kTapsAsChannels : Layout::kBlocks);
+  return forward(input, offset, weight, bias, mask, g, sample_cpu, kCpuBudgetBytes, cpu_layout(input, weight, g));
 }
 
 }  // namespace
