@@ -50,7 +50,7 @@ test: setup
 # A real .pt2 round trip (AOTInductor compile + a child process): too slow for the default run
 # (1-3 min on 2 shared cores), so `make test` runs it as its own step first, with a time limit.
 test-pt2: setup
-	timeout 600 $(PY) -m pytest -q -m pt2_package tests/test_bite_pt2.py
+	timeout 600 $(PY) -m pytest -q -m pt2_package tests/test_bite_pt2.py tests/test_export_verify.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info src/yolactpp/_C*.so

@@ -88,6 +88,13 @@ def small_pp_model():
 
 
 @pytest.fixture(scope="session")
+def small_pp_pt2(small_pp_model, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``small_pp_model`` as a real AOTInductor package (export checks it in a child process first),
+    compiled once per session for every ``pt2_package`` test: the compile costs 1-3 minutes here."""
+    return small_pp_model.export(tmp_path_factory.mktemp("small_pp_pt2") / "small.pt2", format="pt2")
+
+
+@pytest.fixture(scope="session")
 def small_pp_onnx(small_pp_model, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``small_pp_model`` exported to ONNX with the default settings, shared by every export test."""
     pytest.importorskip("onnxruntime")

@@ -4,7 +4,8 @@ a child process (a crashing package must not take pytest down), compare with eag
 The small YOLACT++-shaped model compiles in 45 s (a quiet moment) to 135 s (load 12-16) on the
 2 shared cores, and loading and predicting in the child takes 15-30 s more: over the suite's
 budget for one test, so the round trip is marked ``pt2_package``, left out of the default run
-(pyproject addopts) and run by ``make test-pt2``, which ``.ci/run`` calls with a time limit. Independent of the eager comparison, the package's metadata
+(pyproject addopts) and run by ``make test-pt2`` (a time-limited step of ``make test``), with
+the pt2 tests of test_export_verify.py on the same package. Independent of the eager comparison, the package's metadata
 is checked against values written out here, and its detections against properties every
 prediction has (box scores sorted, boxes inside the image, masks inside their boxes).
 """
@@ -46,8 +47,8 @@ CHILD = textwrap.dedent("""
 
 
 @pytest.fixture(scope="module")
-def package(small_pp_model, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return small_pp_model.export(tmp_path_factory.mktemp("pt2") / "small.pt2", format="pt2")
+def package(small_pp_pt2: Path) -> Path:
+    return small_pp_pt2  # built once per session through model.export (shared with test_export_verify.py)
 
 
 def masks_inside_boxes(masks: np.ndarray, boxes: np.ndarray, mx: float, my: float) -> bool:

@@ -11,7 +11,6 @@ with an :class:`ExportError` that says what happened and leaves no file behind.
 from __future__ import annotations
 
 import sys
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,6 @@ import torch
 
 pytest.importorskip("onnxruntime")
 
-from tests.test_export import small_model
 from yolactpp.export import ExportError, load_exported, verify
 from yolactpp.export import pt2 as pt2_module
 from yolactpp.export._trace import trace_model
@@ -31,32 +29,28 @@ ABORT = [sys.executable, "-c", "import os, sys; sys.stderr.write('double free or
 
 
 @pytest.fixture(scope="module")
-def model():
-    return small_model()
+def model(small_pp_model):
+    return small_pp_model
 
 
 @pytest.fixture(scope="module")
 def traced(model):
-    """The model traced once for every pt2 test here (tracing is most of an export's cost)."""
+    """The model traced once for the simulated-compiler tests here."""
     return trace_model(model, "float32", None, None, use_topk=False)
 
 
 @pytest.fixture(scope="module")
-def package(model, traced, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real AOTInductor compile of the small model for this CPU, checked by a child process."""
-    path = tmp_path_factory.mktemp("pt2") / "small.pt2"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(pt2_module, "trace_model", lambda *args, **kwargs: traced)
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", RecompiledWarning)  # the first compile must pass here
-            assert export_pt2(model, path) == path
-    return path
+def package(small_pp_pt2: Path) -> Path:
+    """The session's real AOTInductor compile of the small model for this CPU (shared with
+    test_bite_pt2.py), checked by a child process before it took its name."""
+    return small_pp_pt2
 
 
 def _files(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir())
 
 
+@pytest.mark.pt2_package
 def test_pt2_package_runs_and_matches_eager(package: Path, model) -> None:
     assert _files(package.parent) == ["small.pt2"], "no staging file left beside the package"
     exported = load_exported(package, threads=2)  # safe in this process: a child ran it first
@@ -90,6 +84,7 @@ def fake_compile(package: Path, traced, monkeypatch: pytest.MonkeyPatch) -> _Fak
     return compiler
 
 
+@pytest.mark.pt2_package
 def test_a_package_that_crashes_is_recompiled_with_avx2_code(
     model, fake_compile: _FakeCompiler, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -109,6 +104,7 @@ def test_a_package_that_crashes_is_recompiled_with_avx2_code(
     assert load_exported(target).info.format == "pt2"
 
 
+@pytest.mark.pt2_package
 def test_a_package_that_keeps_crashing_is_not_written(
     model, fake_compile: _FakeCompiler, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -124,6 +120,7 @@ def test_a_package_that_keeps_crashing_is_not_written(
     assert target.read_bytes() == b"the previous package" and _files(tmp_path) == ["model.pt2"]
 
 
+@pytest.mark.pt2_package
 def test_a_package_that_differs_from_eager_is_named(
     model, fake_compile: _FakeCompiler, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
