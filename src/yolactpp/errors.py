@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 __all__ = [
+    "DatasetError",
+    "DatasetWarning",
     "InvalidArgumentError",
     "InvalidArgumentTypeError",
     "InvalidIndexError",
@@ -50,6 +52,23 @@ class InvalidIndexError(YolactppError, IndexError):
 
 class MissingFileError(YolactppError, FileNotFoundError):
     """A file or folder the caller named does not exist."""
+
+
+class DatasetError(YolactppError, ValueError):
+    """Training or validation data that cannot be used as it is: a malformed annotation file, a
+    missing or unreadable image, an annotation that contradicts its image.
+
+    The message names the file and the image / annotation ids; ``problems`` holds one line per
+    problem found (validation collects them all before raising, so a user fixes a file in one go).
+    """
+
+    def __init__(self, message: str, problems: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.problems = problems
+
+
+class DatasetWarning(YolactppWarning):
+    """Something in the training data worth knowing that does not stop training (skipped annotations)."""
 
 
 class MissingDependencyError(YolactppError, ImportError):
