@@ -61,7 +61,7 @@ class ProcessGroup:
 
     @classmethod
     def current(cls, device: torch.device | None = None) -> ProcessGroup:
-        """The default process group (initialised by the launcher); ``device``: CPU unless given."""
+        """The default process group (initialised by the launcher); ``device``: the CPU unless given."""
         if not dist.is_available() or not dist.is_initialized():
             raise InvalidArgumentError("distributed training needs an initialised torch.distributed process group")
         return cls(dist.get_rank(), dist.get_world_size(), device or torch.device("cpu"))
@@ -112,7 +112,7 @@ class DistributedTrainer(Trainer):
 
     def __init__(self, *args: Any, group: ProcessGroup | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.group = group or ProcessGroup.current()
+        self.group = group or ProcessGroup.current(self.device)
         self.is_main = self.group.rank == 0
         self.device = self.group.device
         self._ddp: tuple[YolactNetwork, DistributedDataParallel] | None = None
