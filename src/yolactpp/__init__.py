@@ -18,6 +18,7 @@ _EXPORTS = {
     "YolactPP": "yolactpp.model",
     "Detections": "yolactpp.results",
     "PredictOptions": "yolactpp.predict_options",
+    "TrainOptions": "yolactpp.train.options",
     "ModelConfig": "yolactpp.config",
     "BackboneConfig": "yolactpp.config",
     "PreprocessConfig": "yolactpp.config",
@@ -61,6 +62,7 @@ if TYPE_CHECKING:
     )
     from yolactpp.results import Detections
     from yolactpp.serialization import convert
+    from yolactpp.train.options import TrainOptions
 
 
 def __getattr__(name: str) -> Any:

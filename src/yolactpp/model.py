@@ -311,12 +311,13 @@ class YolactPP(nn.Module):
         options: TrainOptions | None = None,
         **kwargs: Any,
     ) -> TrainResult:
-        """Fine-tune this model on COCO-format data; return the run's :class:`~yolactpp.train.TrainResult`
-        (``.model`` is the trained model, ``.model_dir`` its saved folder).
+        """Fine-tune this model on COCO-format data; return the run's
+        :class:`~yolactpp.train.trainer.TrainResult` (``.model`` is the trained model, ``.model_dir``
+        its saved folder).
 
         ``train_data`` / ``val_data``: an ``(annotations JSON, image folder)`` pair or a
-        :class:`~yolactpp.train.CocoDataset`. ``options`` (a :class:`~yolactpp.train.TrainOptions`)
-        or its fields as keywords: ``output_dir``, ``iterations``, ``batch_size``, ``lr``, ... The
+        :class:`~yolactpp.train.coco_dataset.CocoDataset`. ``options`` (a
+        :class:`~yolactpp.TrainOptions`) or its fields as keywords: ``output_dir``, ``iterations``, ``batch_size``, ``lr``, ... The
         trained model predicts the dataset's classes and writes its category ids in ``to_coco``;
         when the class count differs from this model's, only the class-dependent layers start
         afresh. This model is left as it is. ``engine="ray"`` trains on Ray Train workers; under

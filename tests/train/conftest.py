@@ -1,4 +1,5 @@
-"""Training-data fixtures: a small generated shapes dataset (with crowds) and a hand-made COCO file."""
+"""Training-data fixtures: generated shapes datasets (one with crowds, a small train/val split),
+a hand-made COCO file, and a tiny untrained model for trainer tests."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
+from tests.train.tiny import tiny_config
 from yolactpp.train.shapes import ShapesDataset, make_shapes_dataset
 
 
@@ -70,3 +73,25 @@ def write_coco(folder: Path, data: dict[str, Any]) -> Path:
     path = folder / "instances.json"
     path.write_text(json.dumps(data))
     return path
+
+
+@pytest.fixture(scope="session")
+def small_shapes(tmp_path_factory: pytest.TempPathFactory):
+    """12 training and 6 validation shapes images of 64 x 64 pixels (train, val)."""
+    from yolactpp.train.shapes import make_shapes_splits
+
+    return make_shapes_splits(tmp_path_factory.mktemp("shapes"), 12, 6, seed=3, image_size=64)
+
+
+@pytest.fixture
+def tiny_model():
+    """An untrained tiny YOLACT (2 classes, 64 px), the same weights every time."""
+    from yolactpp import YolactPP
+
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        return YolactPP(tiny_config())
+
+
+def data_pair(split) -> tuple[Path, Path]:
+    return split.annotations, split.images

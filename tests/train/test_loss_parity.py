@@ -22,7 +22,7 @@ from yolactpp.network import RawOutput
 from yolactpp.registry import list_models
 from yolactpp.train.loss import _hard_negatives, compute_losses
 from yolactpp.train.loss_config import LossConfig
-from yolactpp.train.matching import match_priors
+from yolactpp.train.matching import box_iou, match_priors, prior_corners
 from yolactpp.train.targets import ImageTargets
 
 GOLDENS = Path(__file__).resolve().parent.parent / "data" / "loss_goldens"
@@ -290,3 +290,33 @@ def test_encode_inverts_decode() -> None:
     deltas = torch.randn(20, 4, generator=generator, dtype=torch.float64)
     priors = priors.to(torch.float64)
     torch.testing.assert_close(encode_boxes(decode_boxes(deltas, priors), priors), deltas, rtol=1e-12, atol=1e-12)
+
+
+def _naive_forced_matches(overlaps: torch.Tensor) -> dict[int, int]:
+    # The original's loop: recompute every object's best prior after each claim.
+    overlaps = overlaps.clone()
+    forced = {}
+    for _ in range(overlaps.shape[0]):
+        per_object, per_object_prior = overlaps.max(dim=1)
+        j = int(per_object.argmax())
+        i = int(per_object_prior[j])
+        overlaps[:, i] = -1
+        overlaps[j, :] = -1
+        forced[i] = j
+    return forced
+
+
+def test_forced_matches_equal_the_original_greedy_loop() -> None:
+    # Many crowded objects (claims often take another object's best prior), some duplicated boxes.
+    case = _load("v1_base")
+    generator = torch.Generator().manual_seed(5)
+    corners = torch.rand(40, 2, generator=generator, dtype=torch.float64) * 0.7
+    boxes = torch.cat([corners, corners + 0.05 + torch.rand(40, 2, generator=generator, dtype=torch.float64) * 0.3], 1)
+    boxes[30:] = boxes[:10]
+    labels = torch.arange(40) % 4
+    match = match_priors(boxes, labels, boxes[:0], case.raw.priors, 0.5, 0.4, 0.7)
+    forced = _naive_forced_matches(box_iou(boxes, prior_corners(case.raw.priors)))
+    assert len(forced) == 40
+    for prior, obj in forced.items():
+        assert int(match.object_index[prior]) == obj
+        assert int(match.labels[prior]) == int(labels[obj]) + 1

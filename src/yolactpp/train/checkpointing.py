@@ -114,17 +114,17 @@ class RunFolder:
         if resume:
             if record is None:
                 raise OutputFolderError(f"nothing to resume: {self.root} holds no run (no run.json)")
-            if record.get("status") == "finished":
-                raise OutputFolderError(
-                    f"the run in {self.root} finished at iteration {record.get('iteration')}; nothing to resume "
-                    "(pass overwrite to train again there, or choose another output folder)"
-                )
             stored = record.get("options", {})
             changed = [k for k in TRAJECTORY_OPTIONS if k in stored and stored[k] != options.get(k)]
             if changed:
                 raise OutputFolderError(
                     f"resume the run in {self.root} with its own options: "
                     + ", ".join(f"{k} was {stored[k]!r}, now {options.get(k)!r}" for k in changed)
+                )
+            if record.get("status") == "finished":
+                raise OutputFolderError(
+                    f"the run in {self.root} finished at iteration {record.get('iteration')}; nothing to resume "
+                    "(pass overwrite to train again there, or choose another output folder)"
                 )
             latest = self.latest_checkpoint()
             if latest is None:

@@ -82,15 +82,22 @@ def match_priors(
         overlaps = box_iou(boxes, corners)  # [n, P]
         best_overlap, object_index = overlaps.max(dim=0)
         # Forced matches: the highest remaining (object, prior) overlap first; each claimed object
-        # and prior leaves the pool.
+        # and prior leaves the pool (its overlaps become -1). Only objects whose best prior was
+        # just claimed need a new row maximum, so this costs O(n P) rather than the original's
+        # O(n^2 P) with the same choices (max takes the first of equal values either way).
+        per_object, per_object_prior = overlaps.max(dim=1)
         for _ in range(boxes.shape[0]):
-            per_object, per_object_prior = overlaps.max(dim=1)
-            j = per_object.argmax()
-            i = per_object_prior[j]
+            j = int(per_object.argmax())  # ints: tensor indices would make these writes copies
+            i = int(per_object_prior[j])
             overlaps[:, i] = -1
             overlaps[j, :] = -1
+            per_object[j] = -1
             best_overlap[i] = 2
             object_index[i] = j
+            stale = per_object_prior == i
+            stale[j] = False
+            if bool(stale.any()):
+                per_object[stale], per_object_prior[stale] = overlaps[stale].max(dim=1)
         match_labels = labels[object_index] + 1
         match_labels[best_overlap < positive_threshold] = -1
         match_labels[best_overlap < negative_threshold] = 0

@@ -10,6 +10,7 @@ that they scale to the user's iteration count. Imports no torch.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import os
 from collections.abc import Iterable
@@ -60,7 +61,7 @@ def _steps(value: Any) -> tuple[float, ...]:
     steps = tuple(_real("lr_steps", v) for v in value)
     if any(not 0.0 < s < 1.0 for s in steps):
         raise InvalidOptionError(f"lr_steps are fractions of the run and must lie in (0, 1), got {list(steps)}")
-    if any(b <= a for a, b in zip(steps, steps[1:])):
+    if any(b <= a for a, b in itertools.pairwise(steps)):
         raise InvalidOptionError(f"lr_steps must increase, got {list(steps)}")
     return steps
 

@@ -203,8 +203,8 @@ class Trainer:
         NaN / infinite loss (the last good checkpoint stays) and :class:`KeyboardInterrupt` after
         saving a checkpoint when interrupted."""
         options = self.options
+        dataset = self._dataset()  # bad data fails before anything is written
         resume = self._prepare_folder()
-        dataset = self._dataset()
         config = training_config(
             self.start_model.config, dataset.class_names, dataset.category_ids, options.image_size
         )
@@ -214,7 +214,7 @@ class Trainer:
         semantic = SemanticHead(config.fpn_channels, config.num_classes)
         xavier_init(semantic, generator)
         model = YolactPP(config, network=network).to(self.device)
-        semantic.to(self.device, memory_format=torch.channels_last)
+        semantic.to(self.device).to(memory_format=torch.channels_last)
         loss_config = LossConfig.for_model(config)
 
         set_train_mode(network, options.freeze_batchnorm)
@@ -222,8 +222,10 @@ class Trainer:
         optimizer = torch.optim.SGD(params, lr=options.lr, momentum=options.momentum, weight_decay=options.weight_decay)
         scaler = torch.amp.GradScaler("cuda") if options.precision == "float16" else None
         log = MetricsLog(self.folder.metrics)
+        about = {"trained_from": self.start_model.config.name, "reinitialised": list(fresh)}
         start, elapsed = 0, 0.0
         if resume is not None:
+            about["reinitialised"] = (self.folder.read_record() or {}).get("reinitialised", [])
             state = resume.training_state()
             optimizer.load_state_dict(state["optimizer"])
             semantic.load_state_dict(state["semantic_head"])
@@ -234,7 +236,7 @@ class Trainer:
             if self.is_main:
                 log.truncate_after(start)
         if self.is_main:
-            self.folder.write_record("running", start, options.to_dict(), reinitialised=list(fresh))
+            self.folder.write_record("running", start, options.to_dict(), **about)
 
         def save(iteration: int) -> Checkpoint:
             training_state = {
@@ -279,7 +281,7 @@ class Trainer:
         except KeyboardInterrupt:
             if self.is_main and iteration > start:
                 checkpoint = save(iteration)
-                self.folder.write_record("stopped", iteration, options.to_dict(), checkpoint=str(checkpoint.path))
+                self.folder.write_record("stopped", iteration, options.to_dict(), checkpoint=str(checkpoint.path), **about)
                 plot_curves(log.read(), self.folder.curves)
             raise
         except BaseException as exc:
@@ -287,7 +289,7 @@ class Trainer:
                 last = self.folder.latest_checkpoint()
                 self.folder.write_record(
                     "failed", iteration, options.to_dict(), error=str(exc),
-                    checkpoint=None if last is None else str(last.path),
+                    checkpoint=None if last is None else str(last.path), **about,
                 )  # fmt: skip
                 plot_curves(log.read(), self.folder.curves)
             raise
@@ -299,7 +301,7 @@ class Trainer:
             provenance = {"trained_from": self.start_model.config.name, "iterations": iteration, "seed": options.seed}
             model_dir = self.folder.save_model(config, _network_state(network), provenance)
             plot_curves(log.read(), self.folder.curves)
-            self.folder.write_record("finished", iteration, options.to_dict(), model=str(model_dir))
+            self.folder.write_record("finished", iteration, options.to_dict(), model=str(model_dir), **about)
         return TrainResult(model, self.folder.root, model_dir, iteration, validation)
 
     def _step(

@@ -1,0 +1,89 @@
+"""A tiny backbone and model config for training tests: the zoo's ResNets are too slow to train
+in the suite (and have no pretrained weights offline), so the tests register this one through the
+plugin registry, as a third-party package would."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from yolactpp.backbone import Backbone
+from yolactpp.config import AnchorConfig, BackboneConfig, ModelConfig, PreprocessConfig
+from yolactpp.registry import register_backbone
+
+TINY_BACKBONE = "test_tiny_cnn"
+
+
+def _block(cin: int, cout: int, stride: int) -> list[nn.Module]:
+    return [nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+
+
+class TinyBackbone(Backbone):
+    """Conv-BN-ReLU pairs at strides 4, 8, 16, 32 (C2..C5), 16 to 128 channels."""
+
+    def __init__(self, widths: tuple[int, ...] = (16, 32, 64, 128)) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(*_block(3, widths[0], 2), *_block(widths[0], widths[0], 2))
+        self.stages = nn.ModuleList()
+        channels = widths[0]
+        for i, width in enumerate(widths):
+            self.stages.append(nn.Sequential(*_block(channels, width, 1 if i == 0 else 2), *_block(width, width, 1)))
+            channels = width
+        self.channels = tuple(widths)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        x = self.stem(x)
+        outs = []
+        for stage in self.stages:
+            x = stage(x)
+            outs.append(x)
+        return tuple(outs)
+
+
+def register_tiny() -> None:
+    register_backbone(TINY_BACKBONE, overwrite=True)(lambda cfg: TinyBackbone())
+
+
+def tiny_config(size: int = 64, class_names: tuple[str, ...] = ("a", "b"), name: str = "tiny_yolact") -> ModelConfig:
+    """A YOLACT config on the tiny backbone: ``size`` px input, anchors scaled from the zoo's 550 px."""
+    register_tiny()
+    return ModelConfig(
+        name=name,
+        backbone=BackboneConfig(TINY_BACKBONE),
+        preprocess=PreprocessConfig(size=size),
+        anchors=AnchorConfig(scales=tuple((s * size / 550,) for s in (24, 48, 96, 192, 384))),
+        class_names=class_names,
+        fpn_channels=32,
+        mask_dim=16,
+    )
+
+
+#: The learning test's run (also what scripts/make_training_assets.py draws): the tiny YOLACT
+#: from scratch at 96 px on 200 generated images. BatchNorm is trainable because nothing is
+#: pretrained: frozen, its statistics would stay at their initial 0 / 1 and normalise nothing.
+LEARNING_SIZE = 96
+LEARNING_IMAGES = (200, 30)
+LEARNING_OPTIONS = {
+    "iterations": 300,
+    "batch_size": 8,
+    "lr": 1e-2,
+    "lr_steps": (0.7, 0.9),
+    "grad_clip": 10.0,
+    "freeze_batchnorm": False,
+    "workers": 1,
+    "progress": False,
+    "log_every": 10,
+}
+
+
+def learning_model() -> object:
+    """The untrained tiny model of the learning run (same weights every time): torch's default
+    initialisation in the backbone, the original's Xavier initialisation after it."""
+    from yolactpp import YolactPP
+    from yolactpp.train.initialize import fresh_network
+    from yolactpp.train.shapes import SHAPE_CLASSES
+
+    config = tiny_config(size=LEARNING_SIZE, class_names=SHAPE_CLASSES, name="tiny_shapes")
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        return YolactPP(config, network=fresh_network(config, torch.Generator().manual_seed(0)))
