@@ -1,5 +1,8 @@
 """Data-parallel training: 2 processes x batch 1 reach the parameters of 1 process x batch 2.
 
+On the tiny test model (tests/train/tiny.py) with frozen BatchNorm, fine-tuned from its 2 classes
+to the 3 shapes classes (so the class-dependent layers start from the seeded re-initialisation).
+
 The processes are spawned here with the gloo backend, as ``torchrun`` would start them (the
 trainer only needs an initialised default group). BatchNorm is frozen, so the only difference
 from the one-process run is the order of float additions (gradients and loss normalisers summed
@@ -19,7 +22,6 @@ import torch.multiprocessing as mp
 
 from yolactpp import YolactPP
 from yolactpp.serialization import read_pretrained_dir
-from yolactpp.train.checkpointing import OutputFolderError
 from yolactpp.train.options import TrainOptions
 from yolactpp.train.shapes import ShapesDataset, make_shapes_dataset
 
@@ -48,20 +50,21 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _worker(rank: int, world: int, port: int, checkpoint: str, data: ShapesDataset, opts: TrainOptions) -> None:
+def _worker(rank: int, world: int, port: int, model: YolactPP, data: ShapesDataset, opts: TrainOptions) -> None:
+    from tests.train.tiny import register_tiny
     from yolactpp.train.distributed import DistributedTrainer
 
+    register_tiny()
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
     try:
-        model = YolactPP.from_pretrained(checkpoint)
         DistributedTrainer(model, (data.annotations, data.images), None, opts).fit()
     finally:
         dist.destroy_process_group()
 
 
-def run_group(world: int, checkpoint: Path, data: ShapesDataset, opts: TrainOptions) -> None:
-    mp.spawn(_worker, args=(world, _free_port(), str(checkpoint), data, opts), nprocs=world, join=True)
+def run_group(world: int, model: YolactPP, data: ShapesDataset, opts: TrainOptions) -> None:
+    mp.spawn(_worker, args=(world, _free_port(), model, data, opts), nprocs=world, join=True)
 
 
 def assert_same_parameters(a: Path, b: Path) -> None:
@@ -71,11 +74,10 @@ def assert_same_parameters(a: Path, b: Path) -> None:
         torch.testing.assert_close(right[key], value, rtol=RTOL, atol=ATOL, msg=lambda m, k=key: f"{k}: {m}")
 
 
-def test_two_processes_match_one_with_the_whole_batch(v1_checkpoint: Path, dp_data: ShapesDataset, tmp_path: Path) -> None:
-    start = {k: v.clone() for k, v in YolactPP.from_pretrained(v1_checkpoint).network.state_dict().items()}
-    torch.set_num_threads(1)
-    single = YolactPP.from_pretrained(v1_checkpoint).fit((dp_data.annotations, dp_data.images), None, options(tmp_path / "one", 2))
-    run_group(2, v1_checkpoint, dp_data, options(tmp_path / "two", 1))
+def test_two_processes_match_one_with_the_whole_batch(tiny_model: YolactPP, dp_data: ShapesDataset, tmp_path: Path) -> None:
+    start = {k: v.clone() for k, v in tiny_model.network.state_dict().items()}
+    single = tiny_model.fit((dp_data.annotations, dp_data.images), None, options(tmp_path / "one", 2))
+    run_group(2, tiny_model, dp_data, options(tmp_path / "two", 1))
 
     assert_same_parameters(single.model_dir, tmp_path / "two" / "model")
     # The steps did something: a backbone weight shared by both runs moved.

@@ -31,13 +31,15 @@ from yolactpp.train.checkpointing import OutputFolderError
 from yolactpp.train.shapes import ShapesDataset, make_shapes_dataset
 
 
-def _src() -> str:
-    return str(Path(__file__).resolve().parents[2] / "src")
+def _paths() -> str:
+    """This yolactpp and the repository root (the workers import tests.train.tiny)."""
+    root = Path(__file__).resolve().parents[2]
+    return os.pathsep.join([str(root / "src"), str(root)])
 
 
 @pytest.fixture(scope="module")
 def ray_train_instance():
-    """2 CPUs (one per worker), workers import this yolactpp and use one thread each."""
+    """2 CPUs (one per worker); workers import this yolactpp, register the tiny backbone, use one thread."""
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     ray.init(
         address="local",
@@ -45,7 +47,10 @@ def ray_train_instance():
         include_dashboard=False,
         object_store_memory=512 * 2**20,
         log_to_driver=False,
-        runtime_env={"env_vars": {"PYTHONPATH": _src(), "OMP_NUM_THREADS": "1"}},
+        runtime_env={
+            "env_vars": {"PYTHONPATH": _paths(), "OMP_NUM_THREADS": "1"},
+            "worker_process_setup_hook": "tests.train.tiny.register_tiny",
+        },
     )
     try:
         yield
@@ -58,8 +63,8 @@ def ray_data(tmp_path_factory: pytest.TempPathFactory) -> ShapesDataset:
     return make_shapes_dataset(tmp_path_factory.mktemp("ray_shapes"), 4, seed=11, image_size=(80, 72))
 
 
-def test_two_ray_workers_match_one_process(ray_train_instance, v1_checkpoint: Path, ray_data: ShapesDataset, tmp_path: Path) -> None:
-    model = YolactPP.from_pretrained(v1_checkpoint)
+def test_two_ray_workers_match_one_process(ray_train_instance, tiny_model: YolactPP, ray_data: ShapesDataset, tmp_path: Path) -> None:
+    model = tiny_model
     data = (ray_data.annotations, ray_data.images)
     single = model.fit(data, None, options(tmp_path / "one", 2))
     ray_opts = options(tmp_path / "two", 1, engine="ray", num_workers=2, storage_path=tmp_path / "storage")
@@ -92,9 +97,9 @@ def _kill_a_worker_after_checkpoint(run: Path, first: str, seen: dict[str, int])
 
 
 def test_a_killed_worker_restarts_from_the_last_checkpoint(
-    ray_train_instance, v1_checkpoint: Path, ray_data: ShapesDataset, tmp_path: Path
+    ray_train_instance, tiny_model: YolactPP, ray_data: ShapesDataset, tmp_path: Path
 ) -> None:
-    model = YolactPP.from_pretrained(v1_checkpoint)
+    model = tiny_model
     run = tmp_path / "run"
     opts = options(run, 1, iterations=5, checkpoint_every=2, engine="ray", num_workers=2, max_failures=1)
     seen: dict[str, int] = {}
