@@ -11,7 +11,6 @@ over processes): parameters agree within 1e-5 absolute + 1e-4 relative after 2 S
 
 from __future__ import annotations
 
-import os
 import socket
 from pathlib import Path
 
