@@ -32,7 +32,6 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-
 from _common import checkpoint_for, markdown_table
 
 
@@ -109,7 +108,9 @@ def main() -> int:
         speed, per_step = _images_per_s(run, args.warmup, args.batch * world)
         steps[world] = per_step
         speeds[world] = speed
-        rows.append([str(world), f"{args.batch * world}", f"{per_step:.3f}", f"{speed:.2f}", f"{speed / speeds[1]:.2f}x"])
+        rows.append(
+            [str(world), f"{args.batch * world}", f"{per_step:.3f}", f"{speed:.2f}", f"{speed / speeds[1]:.2f}x"]
+        )
     out = root / "allreduce.txt"
     mp.spawn(_allreduce, args=(2, _port(), grad_numel, 5, str(out)), nprocs=2, join=True)
     allreduce = float(out.read_text())
@@ -128,7 +129,9 @@ def main() -> int:
     if args.gpu_step_s is not None:
         for n in (1, 8):
             ring = 0.0 if n == 1 else 2 * (n - 1) / n * grad_mb / 1e3 / args.link_gbps
-            est.append([f"GPUs ({args.link_gbps:.0f} GB/s link)", str(n), f"{n * args.batch / (args.gpu_step_s + ring):.1f}"])
+            est.append(
+                [f"GPUs ({args.link_gbps:.0f} GB/s link)", str(n), f"{n * args.batch / (args.gpu_step_s + ring):.1f}"]
+            )
     print("\nestimate, all-reduce fully exposed (upper bound on its cost):")
     print(markdown_table(est, ["devices", "N", "images/s"]))
     return 0

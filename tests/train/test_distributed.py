@@ -73,7 +73,9 @@ def assert_same_parameters(a: Path, b: Path) -> None:
         torch.testing.assert_close(right[key], value, rtol=RTOL, atol=ATOL, msg=lambda m, k=key: f"{k}: {m}")
 
 
-def test_two_processes_match_one_with_the_whole_batch(tiny_model: YolactPP, dp_data: ShapesDataset, tmp_path: Path) -> None:
+def test_two_processes_match_one_with_the_whole_batch(
+    tiny_model: YolactPP, dp_data: ShapesDataset, tmp_path: Path
+) -> None:
     start = {k: v.clone() for k, v in tiny_model.network.state_dict().items()}
     single = tiny_model.fit((dp_data.annotations, dp_data.images), None, options(tmp_path / "one", 2))
     run_group(2, tiny_model, dp_data, options(tmp_path / "two", 1))

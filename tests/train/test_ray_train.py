@@ -63,7 +63,9 @@ def ray_data(tmp_path_factory: pytest.TempPathFactory) -> ShapesDataset:
     return make_shapes_dataset(tmp_path_factory.mktemp("ray_shapes"), 4, seed=11, image_size=(80, 72))
 
 
-def test_two_ray_workers_match_one_process(ray_train_instance, tiny_model: YolactPP, ray_data: ShapesDataset, tmp_path: Path) -> None:
+def test_two_ray_workers_match_one_process(
+    ray_train_instance, tiny_model: YolactPP, ray_data: ShapesDataset, tmp_path: Path
+) -> None:
     model = tiny_model
     data = (ray_data.annotations, ray_data.images)
     single = model.fit(data, None, options(tmp_path / "one", 2))

@@ -137,7 +137,9 @@ class DistributedTrainer(Trainer):
     def make_loader(self, dataset: CocoDataset) -> SampleLoader:
         """This rank's slice of every global batch."""
         options, group = self.options, self.group
-        return make_loader(dataset, options.batch_size, options.workers, options.seed, shard=(group.rank, group.world_size))
+        return make_loader(
+            dataset, options.batch_size, options.workers, options.seed, shard=(group.rank, group.world_size)
+        )
 
     def _wrapped(self, network: YolactNetwork, semantic: nn.Module) -> DistributedDataParallel:
         if self._ddp is None or self._ddp[0] is not network:
