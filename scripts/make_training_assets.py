@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from tests.train.tiny import LEARNING_IMAGES, LEARNING_OPTIONS, LEARNING_SIZE, learning_model  # noqa: E402
+from tests.train.tiny import LEARNING_IMAGES, LEARNING_OPTIONS, LEARNING_SIZE, learning_data, learning_model  # noqa: E402
 from yolactpp.evaluate import evaluate_coco  # noqa: E402
 from yolactpp.train.shapes import make_shapes_splits  # noqa: E402
 
@@ -59,7 +59,7 @@ def main() -> int:
         top = _row(model, shown)
         start = time.perf_counter()
         result = model.fit(
-            (train.annotations, train.images), (val.annotations, val.images), output_dir=work / "run", **LEARNING_OPTIONS
+            learning_data(train.annotations, train.images), (val.annotations, val.images), output_dir=work / "run", **LEARNING_OPTIONS
         )
         seconds = time.perf_counter() - start
         bottom = _row(result.model, shown)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.train.tiny import LEARNING_IMAGES, LEARNING_OPTIONS, LEARNING_SIZE, learning_model
+from tests.train.tiny import LEARNING_IMAGES, LEARNING_OPTIONS, LEARNING_SIZE, learning_data, learning_model
 from yolactpp.evaluate import evaluate_coco
 from yolactpp.train.shapes import make_shapes_splits
 
@@ -21,7 +21,7 @@ def test_fine_tuning_raises_mask_ap50_on_held_out_images(tmp_path: Path) -> None
     assert before.mask["AP50"] < 0.05
 
     result = model.fit(  # type: ignore[attr-defined]
-        (train.annotations, train.images), (val.annotations, val.images), output_dir=tmp_path / "run", **LEARNING_OPTIONS
+        learning_data(train.annotations, train.images), (val.annotations, val.images), output_dir=tmp_path / "run", **LEARNING_OPTIONS
     )
     after = result.validation
     assert after is not None and after.num_images == LEARNING_IMAGES[1]

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from yolactpp.cli._common import CliError, non_negative_int, positive_float, positive_int
+from yolactpp.cli._common import CliError, non_negative_int, positive_float, positive_int, resolve_device
 
 NAME = "train"
 
@@ -109,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
         grad_clip=args.grad_clip,
         freeze_batchnorm=not args.trainable_batchnorm,
         precision=args.precision,
-        device=args.device,
+        device=str(resolve_device(args.device)),
         seed=args.seed,
         workers=args.workers,
         skip_bad=args.skip_bad,

@@ -279,9 +279,10 @@ class Trainer:
                     if self._validate_now(iteration):
                         validation = self._validate(model, network, iteration, log)
         except KeyboardInterrupt:
-            if self.is_main and iteration > start:
-                checkpoint = save(iteration)
-                self.folder.write_record("stopped", iteration, options.to_dict(), checkpoint=str(checkpoint.path), **about)
+            if self.is_main:
+                checkpoint = save(iteration) if iteration > start else self.folder.latest_checkpoint()
+                where = None if checkpoint is None else str(checkpoint.path)
+                self.folder.write_record("stopped", iteration, options.to_dict(), checkpoint=where, **about)
                 plot_curves(log.read(), self.folder.curves)
             raise
         except BaseException as exc:
