@@ -11,7 +11,11 @@ over processes): parameters agree within 1e-5 absolute + 1e-4 relative after 2 S
 
 from __future__ import annotations
 
+import json
 import socket
+import subprocess
+import sys
+from itertools import islice
 from pathlib import Path
 
 import pytest
@@ -20,7 +24,11 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from yolactpp import YolactPP
+from yolactpp.config import PreprocessConfig
+from yolactpp.predict_options import InvalidOptionError
 from yolactpp.serialization import read_pretrained_dir
+from yolactpp.train.coco_dataset import CocoDataset
+from yolactpp.train.loader import make_loader
 from yolactpp.train.options import TrainOptions
 from yolactpp.train.shapes import ShapesDataset, make_shapes_dataset
 
@@ -90,7 +98,40 @@ def test_two_processes_match_one_with_the_whole_batch(
     one_log = (tmp_path / "one" / "metrics.jsonl").read_text().splitlines()
     two_log = (tmp_path / "two" / "metrics.jsonl").read_text().splitlines()
     assert len(two_log) == len(one_log) == 2
-    import json
-
     for a, b in zip(one_log, two_log):
         assert json.loads(b)["loss"] == pytest.approx(json.loads(a)["loss"], rel=1e-4)
+
+
+def test_shards_split_every_global_batch(shapes: ShapesDataset) -> None:
+    """Rank r's batch of 2 is slice r of the one-process batch of 4, augmentation included."""
+    dataset = CocoDataset(shapes.annotations, shapes.images, PreprocessConfig(size=64))
+    whole = islice(make_loader(dataset, 4, seed=2).batches(1), 4)  # crosses into the next epoch
+    parts = [make_loader(dataset, 2, seed=2, shard=(rank, 2)).batches(1) for rank in range(2)]
+    for (images, targets), (first, first_t), (second, second_t) in zip(whole, *parts):
+        torch.testing.assert_close(torch.cat([first, second]), images, rtol=0, atol=0)
+        for got, want in zip(first_t + second_t, targets):
+            torch.testing.assert_close(got.boxes, want.boxes, rtol=0, atol=0)
+    with pytest.raises(Exception, match="shard"):
+        make_loader(dataset, 2, shard=(2, 2))
+
+
+def test_scaling_options_are_checked() -> None:
+    with pytest.raises(InvalidOptionError, match="engine='ray' only"):
+        TrainOptions(num_workers=2)
+    with pytest.raises(InvalidOptionError, match="engine must be one of"):
+        TrainOptions(engine="spark")  # type: ignore[arg-type]
+    assert TrainOptions(engine="ray", storage_path=Path("/tmp/x")).storage_path == "/tmp/x"
+
+
+def test_ray_engine_names_the_extra_when_ray_is_missing() -> None:
+    code = (
+        "import sys; sys.modules['ray'] = None\n"
+        "from yolactpp.train.launch import train\n"
+        "from yolactpp.train.options import TrainOptions\n"
+        "try:\n"
+        "    train(None, None, None, TrainOptions(engine='ray', num_workers=2))\n"
+        "except ImportError as exc:\n"
+        "    print(type(exc).__name__, exc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.startswith("MissingDependencyError") and "pip install 'yolactpp[ray]'" in out
