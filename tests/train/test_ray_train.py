@@ -111,6 +111,8 @@ def test_a_killed_worker_restarts_from_the_last_checkpoint(
     killer.join()
 
     assert "killed" in seen, "no worker was killed"
+    print(f"killed worker pid {seen['killed']} after step {seen['logged']}; last attempt resumed from step "
+          f"{result.metrics['resumed_from']} and reached step {result.metrics['iteration']}")  # fmt: skip
     assert result.error is None and result.metrics["iteration"] == 5
     # The last attempt started from a checkpoint no more than one interval before the killed step.
     assert result.metrics["resumed_from"] >= seen["logged"] - opts.checkpoint_every
