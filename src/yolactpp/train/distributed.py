@@ -124,14 +124,14 @@ class DistributedTrainer(Trainer):
             try:
                 checkpoint = super()._prepare_folder()
                 decision[0] = ("ok", None if checkpoint is None else (str(checkpoint.path), checkpoint.iteration))
-            except OutputFolderError as exc:
+            except Exception as exc:  # whatever stops rank 0 stops every rank, instead of leaving them waiting
                 decision[0] = ("refused", str(exc))
                 dist.broadcast_object_list(decision, src=0)
                 raise
         dist.broadcast_object_list(decision, src=0)
         status, payload = decision[0]
         if status == "refused":
-            raise OutputFolderError(payload)
+            raise OutputFolderError(f"rank 0 could not prepare the output folder: {payload}")
         return None if payload is None else Checkpoint(Path(payload[0]), payload[1])
 
     def make_loader(self, dataset: CocoDataset) -> SampleLoader:
