@@ -14,6 +14,7 @@ instead of over the group moves parameters by up to 2.5e-2).
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -137,3 +138,29 @@ def test_ray_engine_names_the_extra_when_ray_is_missing() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.startswith("MissingDependencyError") and "pip install 'yolactpp[ray]'" in out
+
+
+def test_torchrun_cli_trains_with_rank_0_writing_and_refuses_a_finished_run(
+    v1_checkpoint: Path, dp_data: ShapesDataset, tmp_path: Path
+) -> None:
+    """``torchrun --nproc-per-node 2 -m yolactpp train``: one report, one run folder, a loadable model;
+    a second launch on the same folder stops every rank with rank 0's refusal (none left waiting)."""
+    out = tmp_path / "run"
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(_free_port()),
+        "-m", "yolactpp", "train", "-m", str(v1_checkpoint), "--train", str(dp_data.annotations),
+        "--images", str(dp_data.images), "--iterations", "2", "--batch-size", "1", "--image-size", "64",
+        "--workers", "0", "--checkpoint-every", "2", "-q", "-o", str(out),
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("trained 2 iterations") == 1
+    assert [p.name for p in (out / "checkpoints").iterdir()] == ["iter_0000002"]
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 2
+    assert YolactPP.from_pretrained(out / "model").config.class_names == ("circle", "rectangle", "triangle")
+
+    command[command.index("--master-port") + 1] = str(_free_port())
+    again = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    assert again.returncode != 0
+    assert "holds a finished run" in again.stderr and "--overwrite" in again.stderr
