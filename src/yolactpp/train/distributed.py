@@ -141,13 +141,13 @@ class DistributedTrainer(Trainer):
             dataset, options.batch_size, options.workers, options.seed, shard=(group.rank, group.world_size)
         )
 
-    def _wrapped(self, network: YolactNetwork, semantic: nn.Module) -> DistributedDataParallel:
+    def _wrapped(self, network: YolactNetwork, semantic: nn.Module, loss_config: LossConfig) -> DistributedDataParallel:
         if self._ddp is None or self._ddp[0] is not network:
-            # Unused parameters: the mask-IoU net gets no gradient on a rank whose masks all fall
-            # below its area threshold; DDP must not wait for them.
+            # YOLACT++'s mask-IoU net gets no gradient on a rank whose masks all fall below its area
+            # threshold: DDP must then look for unused parameters instead of waiting for them.
             device_ids = [self.device.index] if self.device.type == "cuda" else None
             module = DistributedDataParallel(
-                _LossModule(network, semantic), device_ids=device_ids, find_unused_parameters=True
+                _LossModule(network, semantic), device_ids=device_ids, find_unused_parameters=loss_config.use_maskiou
             )
             self._ddp = (network, module)
         return self._ddp[1]
@@ -166,7 +166,9 @@ class DistributedTrainer(Trainer):
     ) -> dict[str, float]:
         images = images.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
         targets = [t.to(self.device) for t in targets]
-        losses = self._wrapped(network, semantic)(images, targets, loss_config, generator, self.options.precision)
+        losses = self._wrapped(network, semantic, loss_config)(
+            images, targets, loss_config, generator, self.options.precision
+        )
         # Every rank checks the global values, so a NaN stops all of them at the same step.
         names = list(losses)
         shares = torch.stack([losses[k].detach().float() for k in names])
