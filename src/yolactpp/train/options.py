@@ -175,7 +175,7 @@ class TrainOptions:
                         if getattr(self, n) != default]  # fmt: skip
             if ray_only:
                 raise InvalidOptionError(
-                    f"{', '.join(ray_only)} apply to engine='ray' only (for several local processes launch "
+                    f"{', '.join(ray_only)} {'applies' if len(ray_only) == 1 else 'apply'} to engine='ray' only (for several local processes launch "
                     "with torchrun; for a GPU set device)"
                 )
         if self.storage_path is not None:
