@@ -331,11 +331,13 @@ class YolactPP(nn.Module):
         :class:`~yolactpp.TrainOptions`) or its fields as keywords: ``output_dir``, ``iterations``, ``batch_size``, ``lr``, ... The
         trained model predicts the dataset's classes and writes its category ids in ``to_coco``;
         when the class count differs from this model's, only the class-dependent layers start
-        afresh. This model is left as it is. See docs/training.md.
+        afresh. This model is left as it is. ``engine="ray"`` trains on Ray Train workers; under
+        ``torchrun`` each process trains its share of the batch. See docs/training.md.
         """
-        from yolactpp.train.trainer import Trainer
+        from yolactpp.train.launch import train
+        from yolactpp.train.options import TrainOptions as Options
 
-        return Trainer(self, train_data, val_data, options, **kwargs).fit()
+        return train(self, train_data, val_data, Options.build(options, **kwargs))
 
     @override
     def extra_repr(self) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,19 @@ def add_parser(subparsers: Any) -> None:
     opt.add_argument("--trainable-batchnorm", action="store_true", help="train BatchNorm (default: frozen, as the original)")
     opt.add_argument("--backbone-weights", type=Path, metavar="FILE",
                      help="start from an ImageNet torchvision ResNet state dict instead of the model's weights")  # fmt: skip
+    scaling = parser.add_argument_group(
+        "scaling", "data-parallel training; under torchrun (torchrun --nproc-per-node N -m yolactpp train ...) every "
+        "process trains its share of each batch without these options. --batch-size is per process."
+    )
+    scaling.add_argument("--engine", choices=("local", "ray"), default="local",
+                         help="local: this process (or this torchrun process); ray: Ray Train workers (default: local)")  # fmt: skip
+    scaling.add_argument("--num-workers", type=positive_int, default=1, metavar="N",
+                         help="Ray Train workers, one process each (not --workers, the data loader processes)")  # fmt: skip
+    scaling.add_argument("--use-gpu", action="store_true", help="one GPU per Ray worker (NCCL); default: CPUs (gloo)")
+    scaling.add_argument("--storage", metavar="PATH", help="where Ray Train keeps checkpoints: a folder or a URI such as "
+                         "s3://bucket/runs (default: OUTPUT/ray)")  # fmt: skip
+    scaling.add_argument("--max-failures", type=non_negative_int, default=3, metavar="N",
+                         help="restarts from the last checkpoint after a lost Ray worker (default: 3)")  # fmt: skip
     parser.set_defaults(run=run)
 
 
@@ -106,11 +120,18 @@ def run(args: argparse.Namespace) -> int:
         resume=args.resume,
         overwrite=args.overwrite,
         progress=not args.quiet,
+        engine=args.engine,
+        num_workers=args.num_workers,
+        use_gpu=args.use_gpu,
+        storage_path=args.storage,
+        max_failures=args.max_failures,
         **overrides,
     )
     val = None if args.val_annotations is None else (args.val_annotations, args.val_images)
     model = _start_model(args)
     result = model.fit((args.train, args.images), val, options)
+    if os.environ.get("RANK", "0") != "0":  # one report per torchrun launch
+        return 0
     print(f"trained {result.iteration} iterations: model in {result.model_dir}")
     if result.validation is not None:
         print(result.validation.table())

@@ -71,10 +71,19 @@ def _guarded_collate(items: list[Any]) -> tuple[Batch | None, list[_Failure]]:
 
 
 class _EpochSampler(Sampler[list[SampleKey]]):
-    """Batches of keys for one epoch from a start batch; ``epoch`` / ``start`` set before iterating."""
+    """Batches of keys for one epoch from a start batch; ``epoch`` / ``start`` set before iterating.
 
-    def __init__(self, size: int, batch_size: int, seed: int, shuffle: bool, drop_last: bool) -> None:
-        self.size, self.batch_size, self.seed = size, batch_size, seed
+    With ``shard=(rank, world)`` the batches are those of ``batch_size * world`` images and this
+    sampler yields slice ``rank`` of each: the processes of a data-parallel run together see the
+    batches one process would see with the whole batch.
+    """
+
+    def __init__(
+        self, size: int, batch_size: int, seed: int, shuffle: bool, drop_last: bool, shard: tuple[int, int] = (0, 1)
+    ) -> None:
+        self.rank, world = shard
+        self.local_batch = batch_size
+        self.size, self.batch_size, self.seed = size, batch_size * world, seed
         self.shuffle, self.drop_last = shuffle, drop_last
         self.epoch, self.start = 0, 0
 
@@ -92,6 +101,7 @@ class _EpochSampler(Sampler[list[SampleKey]]):
         stop = (self.size // self.batch_size) * self.batch_size if self.drop_last else self.size
         for first in range(self.start * self.batch_size, stop, self.batch_size):
             chunk = order[first : min(first + self.batch_size, stop)]
+            chunk = chunk[self.rank * self.local_batch : (self.rank + 1) * self.local_batch]
             yield [SampleKey(int(i), self.epoch, self.seed) for i in chunk]
 
 
@@ -104,13 +114,20 @@ class SampleLoader:
     """
 
     def __init__(
-        self, dataset: Dataset, batch_size: int, workers: int, seed: int, shuffle: bool, drop_last: bool
+        self,
+        dataset: Dataset,
+        batch_size: int,
+        workers: int,
+        seed: int,
+        shuffle: bool,
+        drop_last: bool,
+        shard: tuple[int, int] = (0, 1),
     ) -> None:
         self.dataset = dataset
         self.batch_size = batch_size
         self.workers = workers
         self.seed = seed
-        self._sampler = _EpochSampler(len(dataset), batch_size, seed, shuffle, drop_last)  # type: ignore[arg-type]
+        self._sampler = _EpochSampler(len(dataset), batch_size, seed, shuffle, drop_last, shard)  # type: ignore[arg-type]
         self._next_epoch = 0
         self._loader = DataLoader(
             _Guarded(dataset),
@@ -162,16 +179,22 @@ def make_loader(
     seed: int = 0,
     shuffle: bool = True,
     drop_last: bool = True,
+    shard: tuple[int, int] = (0, 1),
 ) -> SampleLoader:
     """A :class:`SampleLoader` over ``dataset`` (a :class:`~yolactpp.train.coco_dataset.CocoDataset` or
     any dataset indexed by :class:`~yolactpp.train.coco_dataset.SampleKey`).
 
     ``workers`` processes (0: in this process) load and augment samples; they are started once and
     kept across epochs. ``seed`` (>= 0) fixes the order of every epoch and every sample's augmentation.
+    ``shard=(rank, world)``: this process's ``batch_size`` images of each global batch of
+    ``batch_size * world`` (a data-parallel run; each sample is augmented as it would be in one process).
     """
+    rank, world = shard
+    if not (isinstance(world, int) and isinstance(rank, int) and world >= 1 and 0 <= rank < world):
+        raise InvalidArgumentError(f"shard must be (rank, world size) with 0 <= rank < world size, got {shard!r}")
     for name, value, low in (("batch_size", batch_size, 1), ("workers", workers, 0), ("seed", seed, 0)):
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
             raise InvalidArgumentError(f"{name} must be an integer >= {low}, got {value!r}")
     if len(dataset) == 0:  # type: ignore[arg-type]
         raise InvalidArgumentError("the dataset is empty")
-    return SampleLoader(dataset, batch_size, workers, seed, shuffle, drop_last)
+    return SampleLoader(dataset, batch_size, workers, seed, shuffle, drop_last, shard)

@@ -8,7 +8,7 @@ from the original (zero positives, images without objects, tie order) are listed
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -155,6 +155,7 @@ def compute_losses(
     maskiou_net: MaskIoUNet | None,
     config: LossConfig,
     generator: torch.Generator | None = None,
+    sum_counts: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> dict[str, torch.Tensor]:
     """The training losses of one batch, as the original ``MultiBoxLoss`` computes them.
 
@@ -174,6 +175,10 @@ def compute_losses(
     ``C``, ``M``, ``I`` are divided by the batch's number of positive priors (by 1 when there is
     none, so they are 0 where the original divides by zero), ``S`` by ``B``. Computed in the
     inputs' dtype, in float32 for half-precision inputs, with autocast off.
+
+    ``sum_counts`` (data-parallel training) sums the normalisers ``[positives, images]`` over the
+    processes, so each process's terms are its share of the global batch's: their sum over the
+    processes equals the loss of one process given the whole batch. ``None``: this batch alone.
     """
     _check_inputs(raw, segmentation_logits, targets, maskiou_net, config)
     dtype = _loss_dtype(raw.loc.dtype)
@@ -202,7 +207,10 @@ def compute_losses(
         match_labels = torch.stack([m.labels for m in matches])
         object_index = torch.stack([m.object_index for m in matches])
         positive = match_labels > 0
-        num_pos = positive.sum().clamp(min=1).to(dtype)
+        counts = torch.stack([positive.sum(), positive.new_tensor(len(targets), dtype=torch.long)])
+        if sum_counts is not None:
+            counts = sum_counts(counts)
+        num_pos, num_images = counts[0].clamp(min=1).to(dtype), counts[1].to(dtype)
 
         losses: dict[str, torch.Tensor] = {}
         losses["B"] = _box_loss(loc, priors, matches, boxes) * config.bbox_alpha / num_pos
@@ -230,7 +238,7 @@ def compute_losses(
 
         if segmentation_logits is not None:
             semantic = _semantic_loss(segmentation_logits.to(dtype), labels, masks)
-            losses["S"] = semantic * config.semantic_segmentation_alpha / len(targets)
+            losses["S"] = semantic * config.semantic_segmentation_alpha / num_images
         if config.use_maskiou:
             assert maskiou_net is not None
             iou_loss = _maskiou_loss(maskiou_net, samples) if samples is not None else proto.new_zeros(())

@@ -31,6 +31,8 @@ _ORIGINAL_WARMUP = 500
 
 Precision = Literal["float32", "bfloat16", "float16"]
 _PRECISIONS = ("float32", "bfloat16", "float16")
+Engine = Literal["local", "ray"]
+_ENGINES = ("local", "ray")
 
 
 def _positive(name: str, value: Any, *, minimum: int = 1) -> int:
@@ -90,6 +92,13 @@ class TrainOptions:
     from its last checkpoint; ``overwrite`` replaces a finished or stopped run there.
     ``backbone_weights`` (a torchvision ResNet state dict file) re-initialises the whole network
     with an ImageNet backbone instead of fine-tuning the model's own weights.
+
+    Scaling (docs/training.md, "Distributed training"): ``engine="local"`` trains in this process,
+    or data-parallel in each process of a ``torchrun`` launch; ``engine="ray"`` runs
+    ``num_workers`` Ray Train workers (DDP; ``use_gpu``: one GPU each, NCCL), copying every
+    checkpoint to ``storage_path`` (a folder or a pyarrow filesystem URI; ``None``: ``output_dir/ray``)
+    and restarting from the last one up to ``max_failures`` times when a worker is lost. In every
+    data-parallel run ``batch_size`` is per process: a step sees ``batch_size x processes`` images.
     """
 
     output_dir: str | os.PathLike[str] = "runs/train"
@@ -117,6 +126,11 @@ class TrainOptions:
     resume: bool = False
     overwrite: bool = False
     progress: bool = True
+    engine: Engine = "local"
+    num_workers: int = 1
+    use_gpu: bool = False
+    storage_path: str | os.PathLike[str] | None = None
+    max_failures: int = 3
 
     def __post_init__(self) -> None:
         values: dict[str, Any] = {
@@ -133,6 +147,8 @@ class TrainOptions:
             "workers": _positive("workers", self.workers, minimum=0),
             "checkpoint_every": _positive("checkpoint_every", self.checkpoint_every),
             "log_every": _positive("log_every", self.log_every),
+            "num_workers": _positive("num_workers", self.num_workers),
+            "max_failures": _positive("max_failures", self.max_failures, minimum=0),
         }
         if values["momentum"] >= 1:
             raise InvalidOptionError(f"momentum must be in [0, 1), got {self.momentum!r}")
@@ -146,12 +162,26 @@ class TrainOptions:
             values["grad_clip"] = _positive_real("grad_clip", self.grad_clip)
         if self.backbone_weights is not None:
             values["backbone_weights"] = Path(self.backbone_weights)
-        for name in ("freeze_batchnorm", "skip_bad", "resume", "overwrite", "progress"):
+        for name in ("freeze_batchnorm", "skip_bad", "resume", "overwrite", "progress", "use_gpu"):
             _flag(name, getattr(self, name))
         if self.resume and self.overwrite:
             raise InvalidOptionError("resume and overwrite exclude each other: resume continues the run, overwrite replaces it")
         if self.precision not in _PRECISIONS:
             raise InvalidOptionError(f"precision must be one of {list(_PRECISIONS)}, got {self.precision!r}")
+        if self.engine not in _ENGINES:
+            raise InvalidOptionError(f"engine must be one of {list(_ENGINES)}, got {self.engine!r}")
+        if self.engine == "local":
+            ray_only = [n for n, default in (("num_workers", 1), ("use_gpu", False), ("storage_path", None))
+                        if getattr(self, n) != default]  # fmt: skip
+            if ray_only:
+                raise InvalidOptionError(
+                    f"{', '.join(ray_only)} {'applies' if len(ray_only) == 1 else 'apply'} to engine='ray' only (for several local processes launch "
+                    "with torchrun; for a GPU set device)"
+                )
+        if self.storage_path is not None:
+            if not isinstance(self.storage_path, (str, os.PathLike)) or not str(self.storage_path):
+                raise InvalidOptionError(f"storage_path must be a folder or a URI, got {self.storage_path!r}")
+            values["storage_path"] = str(self.storage_path)
         if self.device is not None and (not isinstance(self.device, str) or not self.device):
             raise InvalidOptionError(f"device must be a device name such as 'cpu' or 'cuda:0', got {self.device!r}")
         for name, value in values.items():

@@ -8,7 +8,7 @@ backward, optional clipping and the optimizer step (through a gradient scaler fo
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -61,12 +61,14 @@ def forward_losses(
     loss_config: LossConfig,
     generator: torch.Generator | None,
     precision: str = "float32",
+    sum_counts: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> dict[str, torch.Tensor]:
-    """The loss terms of one batch (``B``, ``C``, ``M``, ``S``, ``I`` and ``total``)."""
+    """The loss terms of one batch (``B``, ``C``, ``M``, ``S``, ``I`` and ``total``); ``sum_counts``:
+    see :func:`~yolactpp.train.loss.compute_losses` (a data-parallel run's share of the global batch)."""
     with autocast(images.device, precision):
         raw = network.forward_raw(images)
         segmentation = semantic_head(raw.fpn[0])
-        return compute_losses(raw, segmentation, targets, network.maskiou_net, loss_config, generator)
+        return compute_losses(raw, segmentation, targets, network.maskiou_net, loss_config, generator, sum_counts)
 
 
 def check_finite(losses: dict[str, torch.Tensor], iteration: int) -> dict[str, float]:

@@ -182,6 +182,17 @@ class Trainer:
             return network, tuple(network.state_dict())
         return fine_tune_network(self.start_model.network, config, generator)
 
+    def _prepare_folder(self) -> Checkpoint | None:
+        """Ready the output folder; the checkpoint to resume from (a distributed wrapper shares rank 0's)."""
+        if not self.is_main:
+            return None
+        options = self.options
+        return self.folder.prepare(options.to_dict(), resume=options.resume, overwrite=options.overwrite)
+
+    def _iteration_done(self, iteration: int, values: dict[str, float], checkpoint: Checkpoint | None) -> None:
+        """Called by every process after each step (``checkpoint``: the one just saved, on rank 0);
+        a hook for an engine that reports metrics and checkpoints (Ray Train)."""
+
     def make_loader(self, dataset: CocoDataset) -> SampleLoader:
         """The batches of this process (a distributed wrapper gives each rank its share here)."""
         return make_loader(dataset, self.options.batch_size, self.options.workers, self.options.seed)
@@ -193,9 +204,7 @@ class Trainer:
         saving a checkpoint when interrupted."""
         options = self.options
         dataset = self._dataset()  # bad data fails before anything is written
-        resume = None
-        if self.is_main:
-            resume = self.folder.prepare(options.to_dict(), resume=options.resume, overwrite=options.overwrite)
+        resume = self._prepare_folder()
         config = training_config(
             self.start_model.config, dataset.class_names, dataset.category_ids, options.image_size
         )
@@ -224,7 +233,8 @@ class Trainer:
             if scaler is not None and "scaler" in state:
                 scaler.load_state_dict(state["scaler"])
             start, elapsed = int(state["iteration"]), float(state["elapsed"])
-            log.truncate_after(start)
+            if self.is_main:
+                log.truncate_after(start)
         if self.is_main:
             self.folder.write_record("running", start, options.to_dict(), **about)
 
@@ -262,8 +272,10 @@ class Trainer:
                         now = elapsed + time.perf_counter() - session_start
                         log.append({"iteration": iteration, "lr": rate, "time": round(now, 3), "loss": values["total"],
                                     **{k: v for k, v in values.items() if k != "total"}})  # fmt: skip
+                    checkpoint = None
                     if self.is_main and (iteration % options.checkpoint_every == 0 or iteration == options.iterations):
-                        save(iteration)
+                        checkpoint = save(iteration)
+                    self._iteration_done(iteration, values, checkpoint)
                     if self._validate_now(iteration):
                         validation = self._validate(model, network, iteration, log)
         except KeyboardInterrupt:
