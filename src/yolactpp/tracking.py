@@ -35,8 +35,9 @@ class Tracker:
 
     ``frame_rate`` is the video's (it scales how long a lost track is remembered); ``settings``
     go to ``trackers.ByteTrackTracker`` (e.g. ``lost_track_buffer``, ``track_activation_threshold``,
-    ``minimum_iou_threshold``). Unlike that class's default, a track is confirmed on its second
-    frame (``minimum_consecutive_frames=1``), not its third. Use one tracker per video, or call
+    ``minimum_iou_threshold``). A track is confirmed on its second frame
+    (``minimum_consecutive_frames=1``, set explicitly so a change of that class's default cannot
+    delay it). Use one tracker per video, or call
     :meth:`reset` between videos.
     """
 
