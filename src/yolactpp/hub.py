@@ -20,8 +20,10 @@ import tempfile
 import warnings
 from pathlib import Path, PurePosixPath
 
-from yolactpp import __version__, serialization
 from yolactpp import manifest as _manifest
+from yolactpp import serialization
+from yolactpp._facts import first_line
+from yolactpp._version import __version__
 from yolactpp.checkpoint import CheckpointError
 from yolactpp.errors import YolactppError, YolactppWarning
 from yolactpp.manifest import ManifestEntry, Metrics, ReleaseChecksum, parse_manifest
@@ -175,12 +177,11 @@ def _hf_download(repo_id: str, filename: str, revision: str, force_download: boo
         ) from None
     except HfHubHTTPError as exc:
         raise HubDownloadError(
-            f"{label}downloading {filename} from {repo_id} failed: {str(exc).splitlines()[0]}"
+            f"{label}downloading {filename} from {repo_id} failed: {first_line(exc)}"
         ) from exc
     except Exception as exc:  # network errors, size consistency checks, disk full...
-        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise HubDownloadError(
-            f"{label}downloading {filename} from {repo_id} (revision {revision}) failed: {detail}. "
+            f"{label}downloading {filename} from {repo_id} (revision {revision}) failed: {first_line(exc)}. "
             "Check the connection and retry; force_download=True refetches the file."
         ) from exc
     return Path(path)

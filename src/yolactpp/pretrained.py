@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from yolactpp import hub, manifest, serialization
+from yolactpp._facts import is_url
 from yolactpp.checkpoint import CheckpointError, LoadedWeights, read_original, with_class_names
 from yolactpp.config import ModelConfig
 from yolactpp.errors import InvalidArgumentError, MissingFileError
@@ -28,7 +29,6 @@ from yolactpp.registry import as_model_config
 
 __all__ = ["read_weights"]
 
-_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _FILE_SUFFIXES = (".pth", ".pt", ".safetensors", ".json", ".bin", ".ckpt")
 logger = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ def _read_own_format(
 ) -> LoadedWeights | None:
     """Weights that carry their config (own-format folder, zoo name, hub repo); ``None`` for an
     original ``.pth`` file."""
-    if isinstance(name_or_path, str) and _URL.match(name_or_path):
+    if is_url(name_or_path):
         raise InvalidArgumentError(
             f"{name_or_path} is a URL; from_pretrained does not download URLs: download the file and pass its "
             "path, or pass a published model name (listed by `yolactpp models`) or an 'owner/name' Hugging Face "

@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from yolactpp import __version__
+from yolactpp._facts import first_line
+from yolactpp._version import __version__
 from yolactpp.builder import build_network
 from yolactpp.checkpoint import CheckpointError, LoadedWeights, read_original
 from yolactpp.config import ModelConfig
@@ -141,8 +142,9 @@ def _read_weights(path: Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(path, device="cpu")
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise CheckpointError(f"{path} is not a readable safetensors file (truncated or corrupted?): {first}") from None
+        raise CheckpointError(
+            f"{path} is not a readable safetensors file (truncated or corrupted?): {first_line(exc)}"
+        ) from None
 
 
 def read_pretrained_dir(directory: str | os.PathLike[str], source: str | None = None) -> LoadedWeights:

@@ -22,7 +22,7 @@ _COMMANDS = (predict, evaluate, benchmark, models, convert, build_ops, export, q
 
 def build_parser() -> ArgumentParser:
     """The argument parser of the ``yolactpp`` command."""
-    from yolactpp import __version__
+    from yolactpp._version import __version__
 
     parser = ArgumentParser(
         prog="yolactpp",

@@ -5,21 +5,18 @@ from __future__ import annotations
 import argparse
 import glob
 import os
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from yolactpp._facts import EXPORTED_SUFFIXES, IMAGE_SUFFIXES, MODEL_DTYPES, VIDEO_SUFFIXES, is_url
 from yolactpp.errors import MissingFileError, YolactppError
 
 if TYPE_CHECKING:
     from yolactpp.model import YolactPP
     from yolactpp.predict_options import PredictOptions
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")  # = yolactpp.video.VIDEO_SUFFIXES (no av import here)
-DTYPES = ("float32", "float64", "bfloat16")
-_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+DTYPES = tuple(d for d in MODEL_DTYPES if d != "float16")  # float16 convolutions are slow or missing on CPUs
 
 
 class CliError(YolactppError):
@@ -152,9 +149,6 @@ def resolve_device(name: str | None) -> Any:
     return device
 
 
-EXPORTED_SUFFIXES = (".onnx", ".pt2")
-
-
 def load_model(args: argparse.Namespace) -> YolactPP:
     """The model named by ``--model``/``--config``, on ``--device`` in ``--dtype``.
 
@@ -224,7 +218,7 @@ def collect_sources(specs: list[str]) -> list[Path]:
     """Files, folders (their images and videos, not recursive) and globs -> unique paths, in order."""
     found: list[Path] = []
     for spec in specs:
-        if _URL.match(spec):
+        if is_url(spec):
             raise CliError(
                 f"{spec} is a URL; the local engine reads local files only: download it first "
                 "(--engine ray reads s3://, gs://, ... URIs)"

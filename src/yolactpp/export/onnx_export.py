@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from yolactpp._facts import first_line
 from yolactpp.errors import InvalidArgumentError
 from yolactpp.export._trace import export_info, prepare_graph, trace
 from yolactpp.export.graph import INPUT_NAMES, output_names
@@ -83,9 +84,7 @@ def to_onnx(program: Any, path: Path, opset: int, input_names: list[str], output
             raise ExportError(
                 f"cannot express the op {found.group(1)} in ONNX (opset {opset}): no translation exists"
             ) from exc
-        raise ExportError(
-            f"ONNX export failed: {text.strip().splitlines()[0] if text.strip() else type(exc).__name__}"
-        ) from exc
+        raise ExportError(f"ONNX export failed: {first_line(exc)}") from exc
 
 
 def export_onnx(

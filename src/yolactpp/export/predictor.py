@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 
+from yolactpp._facts import first_line
 from yolactpp.batching import as_batch, check_stream_arguments, predict_images, stream_predictions
 from yolactpp.config import DetectConfig, ModelConfig
 from yolactpp.errors import (
@@ -227,8 +228,7 @@ def _onnx_runner(path: Path, threads: int | None, providers: Sequence[str] | Non
     try:
         session = ort.InferenceSession(str(path), options, providers=list(providers or ["CPUExecutionProvider"]))
     except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf/InvalidGraph types
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ExportFormatError(f"{path} is not a loadable ONNX model: {first}") from None
+        raise ExportFormatError(f"{path} is not a loadable ONNX model: {first_line(exc)}") from None
     metadata = dict(session.get_modelmeta().custom_metadata_map)
     names = [o.name for o in session.get_outputs()]
     inputs = {i.name for i in session.get_inputs()}

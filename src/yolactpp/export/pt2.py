@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from yolactpp._facts import first_line
 from yolactpp.errors import InvalidArgumentError
 from yolactpp.export._trace import export_info, prepare_graph, trace
 from yolactpp.export.metadata import ExportError, ExportFormatError, write_metadata
@@ -51,10 +52,7 @@ def export_pt2(
             program, package_path=str(path), inductor_configs={"aot_inductor.metadata": metadata}
         )
     except Exception as exc:
-        text = str(exc).strip()
-        raise ExportError(
-            f"AOTInductor could not compile {model.config.name}: {text.splitlines()[0] if text else type(exc).__name__}"
-        ) from exc
+        raise ExportError(f"AOTInductor could not compile {model.config.name}: {first_line(exc)}") from exc
     return path
 
 
@@ -71,10 +69,7 @@ def pt2_runner(path: Path, threads: int | None = None, device: str | None = None
         compiled = torch._inductor.aoti_load_package(str(path), device_index=index)
         metadata = dict(compiled.get_metadata())
     except Exception as exc:
-        text = str(exc).strip()
-        raise ExportFormatError(
-            f"{path} is not a loadable AOTInductor package: {text.splitlines()[0] if text else type(exc).__name__}"
-        ) from None
+        raise ExportFormatError(f"{path} is not a loadable AOTInductor package: {first_line(exc)}") from None
     names: list[str] = []
     target = torch.device(device) if device is not None else torch.device("cpu")
 

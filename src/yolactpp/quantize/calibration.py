@@ -15,6 +15,7 @@ from typing import Any, Union, cast
 
 import numpy as np
 
+from yolactpp._facts import IMAGE_SUFFIXES
 from yolactpp.errors import YolactppError
 from yolactpp.preprocess import ImageInput
 
@@ -83,7 +84,6 @@ def calibration_images(source: CalibrationSource = None, count: int | None = Non
 
 
 def _image_files(folder: Path) -> list[Path]:
-    from yolactpp.cli._common import IMAGE_SUFFIXES
 
     files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
+from yolactpp._facts import MODEL_DTYPES
 from yolactpp.errors import InvalidArgumentError, InvalidArgumentTypeError, is_item_error
 from yolactpp.integrations.ray.schema import detection_row, error_row, rows_to_table
 from yolactpp.predict_options import PredictOptions
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Predictor"]
 
-_DTYPES = ("float32", "float64", "bfloat16", "float16")
 
 
 def _torch_dtype(dtype: str | torch.dtype) -> torch.dtype:
@@ -35,8 +35,8 @@ def _torch_dtype(dtype: str | torch.dtype) -> torch.dtype:
 
     if isinstance(dtype, torch.dtype):
         return dtype
-    if dtype not in _DTYPES:
-        raise InvalidArgumentError(f"dtype must be one of {', '.join(_DTYPES)} (or a torch.dtype), got {dtype!r}")
+    if dtype not in MODEL_DTYPES:
+        raise InvalidArgumentError(f"dtype must be one of {', '.join(MODEL_DTYPES)} (or a torch.dtype), got {dtype!r}")
     return getattr(torch, dtype)
 
 
