@@ -4,7 +4,7 @@ The model is exported to ONNX (:func:`yolactpp.export.export_onnx`), calibrated 
 and quantized statically by onnxruntime (:mod:`yolactpp.quantize.onnx_int8`); the result is an
 ``.onnx`` file with the same metadata, so ``load_exported`` and ``yolactpp predict -m FILE.onnx``
 run it unchanged. int8 pays only on CPUs with integer dot-product instructions
-(:func:`yolactpp.quantize.cpu.int8_support`).
+(:func:`yolactpp.runtime.int8.int8_support`).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from yolactpp.quantize.calibration import (
     calibration_images,
     sample_photographs,
 )
-from yolactpp.quantize.cpu import Int8Support, SlowInt8Warning, int8_support, warn_if_int8_slow
+from yolactpp.runtime.int8 import Int8Support, SlowInt8Warning, int8_support, warn_if_int8_slow
 
 if TYPE_CHECKING:
     from yolactpp.export.predictor import ExportedModel

@@ -1,0 +1,68 @@
+"""``.pt2`` AOTInductor packages on torch, with the thread count scoped to this runtime.
+
+The package calls the native ``yolactpp::deform_conv2d`` kernel (YOLACT++), so the op library is
+loaded before the package is opened. torch's thread count is process-wide: a runtime opened with
+``threads=N`` sets it for the duration of each of its runs and restores it afterwards.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from yolactpp._facts import first_line
+
+__all__ = ["AotiRuntime", "torch_threads"]
+
+_THREADS_LOCK = threading.Lock()
+
+
+@contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """torch's intra-op thread count set to ``threads`` inside the block, restored after it."""
+    if threads is None:
+        yield
+        return
+    with _THREADS_LOCK:
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
+
+
+class AotiRuntime:
+    """A compiled AOTInductor package loaded on its device."""
+
+    name = "aoti"
+
+    def __init__(self, path: Path, *, device: str | None = None, threads: int | None = None) -> None:
+        from yolactpp.export.metadata import ExportFormatError
+        from yolactpp.ops._loader import native_available
+
+        native_available()  # registers yolactpp::deform_conv2d, which the package calls
+        self._threads = threads
+        index = -1 if device is None or device == "cpu" else torch.device(device).index or 0
+        try:
+            with torch_threads(threads):
+                self._compiled = torch._inductor.aoti_load_package(str(path), device_index=index)
+            self.metadata: dict[str, str] = dict(self._compiled.get_metadata())
+        except Exception as exc:
+            raise ExportFormatError(f"{path} is not a loadable AOTInductor package: {first_line(exc)}") from None
+        self._target = torch.device(device) if device is not None else torch.device("cpu")
+        self.device = str(self._target)
+        self.input_names: tuple[str, ...] | None = None  # a package does not name its arguments
+        self.output_names: tuple[str, ...] | None = None
+
+    def run(self, feeds: dict[str, np.ndarray], outputs: Sequence[str]) -> dict[str, np.ndarray]:
+        """One call of the compiled program (positional inputs, in the graph's order)."""
+        args = [torch.from_numpy(np.asarray(value)).to(self._target) for value in feeds.values()]
+        with torch_threads(self._threads), torch.inference_mode():
+            results = self._compiled(*args)
+        return {name: out.cpu().numpy() for name, out in zip(outputs, results, strict=True)}
