@@ -3,6 +3,8 @@
 >>> from yolactpp import YolactPP
 >>> model = YolactPP.from_pretrained("yolact_plus_resnet50")   # doctest: +SKIP
 >>> detections = model.predict("image.jpg")                      # doctest: +SKIP
+>>> from yolactpp import load
+>>> exported = load("model.onnx")   # any model: checkpoint, folder, zoo name, .onnx, .pt2   # doctest: +SKIP
 
 Importing the package is cheap and side-effect free: submodules load on first use.
 """
@@ -38,6 +40,8 @@ _EXPORTS = {
     "ModelBusyError": "yolactpp.concurrency",
     "COCO_CLASSES": "yolactpp.classes",
     "convert": "yolactpp.serialization",
+    "load": "yolactpp.loading",
+    "Predictor": "yolactpp.predictor",
 }
 
 __all__ = [*sorted(_EXPORTS), "__version__"]
@@ -48,8 +52,10 @@ if TYPE_CHECKING:
     from yolactpp.concurrency import ModelBusyError
     from yolactpp.config import AnchorConfig, BackboneConfig, DetectConfig, ModelConfig, PreprocessConfig
     from yolactpp.errors import PredictionFailure, YolactppError, YolactppWarning
+    from yolactpp.loading import load
     from yolactpp.model import YolactPP
     from yolactpp.predict_options import PredictOptions
+    from yolactpp.predictor import Predictor
     from yolactpp.preprocess import ImageTooLargeError, InvalidImageError
     from yolactpp.registry import (
         UnknownModelError,

@@ -125,6 +125,12 @@ class YolactPP(nn.Module, Predictor):
         return next(self.parameters()).dtype
 
     @property
+    @override
+    def runtime(self) -> str:
+        """What executes the model: ``"torch"`` (eager PyTorch)."""
+        return "torch"
+
+    @property
     def device(self) -> torch.device:
         """The device the weights are on."""
         return next(self.parameters()).device

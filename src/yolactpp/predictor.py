@@ -49,6 +49,11 @@ class Predictor:
 
     config: ModelConfig
 
+    @property
+    def runtime(self) -> str:
+        """What executes the model: ``"torch"``, ``"onnxruntime"`` or ``"aoti"``."""
+        raise NotImplementedError
+
     # -- what a runtime supplies -------------------------------------------------------------------
     def _infer(self, arrays: list[np.ndarray], options: ResolvedOptions) -> list[Detections]:
         """Predict a batch of RGB uint8 arrays ``[H, W, 3]`` (at least one): one result per array,

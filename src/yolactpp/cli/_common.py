@@ -9,10 +9,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from yolactpp._facts import EXPORTED_SUFFIXES, IMAGE_SUFFIXES, MODEL_DTYPES, VIDEO_SUFFIXES, is_url
+from yolactpp._facts import IMAGE_SUFFIXES, MODEL_DTYPES, VIDEO_SUFFIXES, is_url
 from yolactpp.errors import MissingFileError, YolactppError
 
 if TYPE_CHECKING:
+    from yolactpp.export.predictor import ExportedModel
     from yolactpp.model import YolactPP
     from yolactpp.predict_options import PredictOptions
 
@@ -99,7 +100,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model")
     group.add_argument(
         "-m", "--model", required=True,
-        help="weights: a .pth checkpoint path (anything YolactPP.from_pretrained accepts)",
+        help="the model: an original .pth checkpoint, a save_pretrained folder, a zoo name (`yolactpp models`), "
+        "an owner/name hub repo, or an exported .onnx (float or int8) / .pt2 file",
     )  # fmt: skip
     group.add_argument("--config", metavar="NAME", help="model config name, when it cannot be inferred from the weights")
     add_class_names_argument(group)
@@ -149,39 +151,30 @@ def resolve_device(name: str | None) -> Any:
     return device
 
 
-def load_model(args: argparse.Namespace) -> YolactPP:
-    """The model named by ``--model``/``--config``, on ``--device`` in ``--dtype``.
+def load_model(args: argparse.Namespace) -> YolactPP | ExportedModel:
+    """The model named by ``--model`` (:func:`yolactpp.load`): on ``--device`` in ``--dtype`` for
+    checkpoints, folders and names; an exported ``.onnx`` / ``.pt2`` file as it was exported (for
+    ``.onnx`` torch is not imported)."""
+    from yolactpp.loading import is_exported_file, load
 
-    An exported ``.onnx`` / ``.pt2`` file gives a :class:`yolactpp.export.ExportedModel` (same
-    predict surface); for ``.onnx`` torch is not imported.
-    """
-    if Path(args.model).suffix.lower() in EXPORTED_SUFFIXES:
-        return _load_exported(args)
-    import torch
-
-    from yolactpp.model import YolactPP
-
-    device = resolve_device(args.device)
-    model = YolactPP.from_pretrained(args.model, config=args.config, class_names=read_class_names(args.class_names))
-    return model.to(device=device, dtype=getattr(torch, args.dtype))
-
-
-def _load_exported(args: argparse.Namespace) -> Any:
-    from yolactpp.export import load_exported
-
-    if args.config is not None:
-        raise CliError("--config does not apply to an exported model (the file carries its config)")
-    if getattr(args, "dtype", "float32") != "float32":
-        raise CliError("--dtype does not apply to an exported model (its precision was chosen at export)")
-    device = getattr(args, "device", None)
-    if Path(args.model).suffix.lower() == ".onnx":
-        providers = None
-        if device is not None and device != "cpu":
-            if not device.startswith("cuda"):
-                raise CliError(f"ONNX models run on cpu or cuda, got --device {device!r}")
-            providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
-        return load_exported(args.model, providers=providers, threads=getattr(args, "threads", None))
-    return load_exported(args.model, device=device, threads=getattr(args, "threads", None))
+    dtype = getattr(args, "dtype", "float32")
+    threads = getattr(args, "threads", None)
+    if is_exported_file(args.model):
+        return load(
+            args.model,
+            config=args.config,
+            class_names=read_class_names(getattr(args, "class_names", None)),
+            device=getattr(args, "device", None),
+            dtype=None if dtype == "float32" else dtype,
+            threads=threads,
+        )
+    return load(
+        args.model,
+        config=args.config,
+        class_names=read_class_names(getattr(args, "class_names", None)),
+        device=resolve_device(args.device),
+        dtype=dtype,
+    )
 
 
 def parse_classes(values: list[str] | None) -> list[str | int] | None:

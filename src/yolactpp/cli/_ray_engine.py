@@ -90,9 +90,10 @@ def _check_model(args: argparse.Namespace, options: PredictOptions) -> None:
     """Load the model and check the options here, before any actor starts: a bad checkpoint, config
     or class name then raises its own error type (one line, exit 2) instead of killing the actors,
     and any error the actors still raise is a bug (traceback)."""
-    from yolactpp.model import YolactPP
+    from yolactpp.loading import is_exported_file, load
 
-    YolactPP.from_pretrained(args.model, config=args.config).predict([], options)
+    dtype = None if is_exported_file(args.model) and args.dtype == "float32" else args.dtype
+    load(args.model, config=args.config, class_names=read_class_names(args.class_names), dtype=dtype).predict([], options)
 
 
 def _write_parquet_file(results: Any, path: Path) -> tuple[int, list[tuple[str, str]], int]:

@@ -57,6 +57,7 @@ class ExportedModel(Predictor):
         return self.info.dtype
 
     @property
+    @override
     def runtime(self) -> str:
         """What executes the file: ``"onnxruntime"`` or ``"aoti"`` (torch's AOTInductor)."""
         return self._runtime.name

@@ -7,35 +7,16 @@ loaded before the package is opened. torch's thread count is process-wide: a run
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from yolactpp._facts import first_line
+from yolactpp.concurrency import torch_threads
 
-__all__ = ["AotiRuntime", "torch_threads"]
-
-_THREADS_LOCK = threading.Lock()
-
-
-@contextmanager
-def torch_threads(threads: int | None) -> Iterator[None]:
-    """torch's intra-op thread count set to ``threads`` inside the block, restored after it."""
-    if threads is None:
-        yield
-        return
-    with _THREADS_LOCK:
-        before = torch.get_num_threads()
-        torch.set_num_threads(threads)
-        try:
-            yield
-        finally:
-            torch.set_num_threads(before)
-
+__all__ = ["AotiRuntime"]
 
 class AotiRuntime:
     """A compiled AOTInductor package loaded on its device."""
