@@ -24,7 +24,7 @@ from yolactpp.postprocess import assemble_masks, boxes_to_pixels, mask_iou_score
 from yolactpp.predict_options import ResolvedOptions
 from yolactpp.predictor import Predictor, above_score
 from yolactpp.preprocess import preprocess
-from yolactpp.pretrained import read_weights
+from yolactpp.pretrained import load_network
 from yolactpp.results import Detections
 from yolactpp.serialization import save_pretrained
 
@@ -93,8 +93,8 @@ class YolactPP(nn.Module, Predictor):
         ``.pth`` trained with ``config="yolact_base"`` on 5 classes (without names, such a file's
         classes are called ``class_0``, ... with a warning); :meth:`save_pretrained` stores them.
         """
-        weights = read_weights(name_or_path, config, class_names, revision=revision, force_download=force_download)
-        model = cls.from_weights(weights)
+        network = load_network(name_or_path, config, class_names, revision=revision, force_download=force_download)
+        model = cls(network.config, network=network)
         if device is not None or dtype is not None:
             model.to(device=device, dtype=dtype)
         return model
