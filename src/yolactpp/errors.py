@@ -11,6 +11,7 @@ The generic errors here serve modules without a more specific one of their own (
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -25,6 +26,7 @@ __all__ = [
     "YolactppError",
     "YolactppWarning",
     "is_item_error",
+    "require_extra",
 ]
 
 
@@ -55,6 +57,26 @@ class MissingFileError(YolactppError, FileNotFoundError):
 class MissingDependencyError(YolactppError, ImportError):
     """An optional dependency (an extra such as ``video`` or ``ray``) is not installed; the message
     says what to install."""
+
+
+def require_extra(modules: Sequence[str], extra: str, purpose: str) -> None:
+    """Raise :class:`MissingDependencyError` naming ``pip install 'yolactpp[<extra>]'`` when one of
+    ``modules`` is not installed (checked without importing them), before any work starts."""
+    import importlib.util
+
+    missing = []
+    for name in modules:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):  # a parent package missing, or a module set to None
+            found = False
+        if not found:
+            missing.append(name)
+    if missing:
+        raise MissingDependencyError(
+            f"{purpose} needs {', '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} not installed: "
+            f"pip install 'yolactpp[{extra}]'"
+        )
 
 
 def is_item_error(exc: BaseException) -> bool:

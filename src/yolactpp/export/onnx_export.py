@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from yolactpp._facts import first_line
-from yolactpp.errors import InvalidArgumentError
+from yolactpp.errors import InvalidArgumentError, require_extra
 from yolactpp.export._trace import export_info, prepare_graph, trace
 from yolactpp.export.graph import INPUT_NAMES, output_names
 from yolactpp.export.metadata import ExportError, write_metadata
@@ -108,6 +108,7 @@ def export_onnx(
     ``deform_conv="grid_sample"`` writes the DCN as ``GridSample`` + ``MatMul`` instead of
     ``DeformConv``, for runtimes without that op (OpenVINO); same results, slower.
     """
+    require_extra(("onnx", "onnxscript"), "onnx", "exporting to ONNX")
     import onnx
 
     if opset < MIN_OPSET:

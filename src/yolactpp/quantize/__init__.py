@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from yolactpp.errors import require_extra
 from yolactpp.quantize.calibration import (
     DEFAULT_CALIBRATION_COUNT,
     CalibrationError,
@@ -55,6 +56,7 @@ def quantize_model(
     threads: int | None = None,
 ) -> ExportedModel:
     """See :meth:`yolactpp.YolactPP.quantize`."""
+    require_extra(("onnx", "onnxscript", "onnxruntime"), "int8", "int8 quantization")
     from yolactpp.export import export_onnx, load_exported
     from yolactpp.quantize.onnx_int8 import quantize_onnx
 
