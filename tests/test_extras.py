@@ -1,4 +1,5 @@
-"""A missing optional extra is named with the pip command that installs it, before any work starts."""
+"""What a newcomer meets: a missing optional extra is named with the pip command that installs it
+(before any work starts), and CLI warnings are printed above the progress bar."""
 
 from __future__ import annotations
 
@@ -44,3 +45,21 @@ def test_cli_export_without_the_onnx_extra_is_one_line(
     assert main(["export", "-m", str(v1_checkpoint), "--format", "onnx", "-o", str(tmp_path / "m.onnx")]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "pip install 'yolactpp[onnx]'" in err
+
+
+def test_cli_prints_warnings_above_the_progress_bar(monkeypatch: pytest.MonkeyPatch) -> None:
+    import warnings
+
+    from tqdm import tqdm
+
+    from yolactpp.cli._common import warnings_above_progress_bars
+    from yolactpp.errors import YolactppWarning, warn_caller
+
+    written: list[str] = []
+    monkeypatch.setattr(tqdm, "write", lambda text, file=None: written.append(text))
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        with warnings_above_progress_bars():
+            warn_caller("a fallback kernel runs", YolactppWarning)
+    assert len(written) == 1 and "YolactppWarning: a fallback kernel runs" in written[0]
+    assert written[0].startswith(__file__)  # the caller's line

@@ -17,7 +17,6 @@ import dataclasses
 import os
 import pickle
 import re
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +27,7 @@ from torch import nn
 
 from yolactpp._facts import first_line
 from yolactpp.config import ConfigError, ModelConfig
-from yolactpp.errors import InvalidArgumentTypeError, MissingFileError, YolactppError, YolactppWarning
+from yolactpp.errors import InvalidArgumentTypeError, MissingFileError, YolactppError, YolactppWarning, warn_caller
 from yolactpp.registry import as_model_config, get_model_config
 
 __all__ = [
@@ -234,14 +233,13 @@ def with_class_names(
             )
     elif infer and count is not None and count != config.num_classes:
         names = tuple(f"class_{i}" for i in range(count))
-        warnings.warn(
+        warn_caller(
             f"{weights.source} predicts {count} classes but config {config.name!r} names {config.num_classes}; "
             f"calling them class_0 ... class_{count - 1}. Pass the real names: "
             f"YolactPP.from_pretrained(path, config={config.name!r}, class_names=[...]) "
             "(CLI: --class-names FILE, one name per line)",
             UnnamedClassesWarning,
-            stacklevel=2,
-        )
+            )
     else:
         return weights
     try:

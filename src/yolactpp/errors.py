@@ -11,6 +11,9 @@ The generic errors here serve modules without a more specific one of their own (
 
 from __future__ import annotations
 
+import os
+import sys
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -27,6 +30,7 @@ __all__ = [
     "YolactppWarning",
     "is_item_error",
     "require_extra",
+    "warn_caller",
 ]
 
 
@@ -113,3 +117,22 @@ class PredictionFailure:
         text = " ".join(str(self.error).split()) or type(self.error).__name__
         label = self.source if self.source is not None else f"item {self.index}"
         return text if label in text else f"{label}: {text}"
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _internal(filename: str) -> bool:
+    """Frames a warning should look past: this package, and torch's module machinery between its layers."""
+    return filename.startswith(_PACKAGE_DIR) or f"{os.sep}torch{os.sep}" in filename
+
+
+def warn_caller(message: str, category: type[Warning]) -> None:
+    """``warnings.warn`` attributed to the first frame outside yolactpp (and torch), i.e. the
+    user's line that called into the library, however deep inside it the warning arises."""
+    frame = sys._getframe(1)
+    level = 2  # stacklevel 2 = warn_caller's caller
+    while frame.f_back is not None and _internal(frame.f_code.co_filename):
+        frame = frame.f_back
+        level += 1
+    warnings.warn(message, category, stacklevel=level)

@@ -14,14 +14,13 @@ from __future__ import annotations
 import logging
 import os
 import re
-import warnings
 from pathlib import Path, PurePosixPath
 
 from yolactpp import manifest as _manifest
 from yolactpp._facts import first_line
 from yolactpp._version import __version__
 from yolactpp.checkpoint import CheckpointError
-from yolactpp.errors import YolactppError, YolactppWarning
+from yolactpp.errors import YolactppError, YolactppWarning, warn_caller
 from yolactpp.manifest import ManifestEntry, Metrics, ReleaseChecksum, parse_manifest
 from yolactpp.serialization import CONFIG_NAME, WEIGHTS_NAME, sha256_file
 
@@ -267,12 +266,11 @@ def verify_file(entry: ManifestEntry, path: str | os.PathLike[str]) -> str:
             release.size is not None and size != release.size
         )
         if differs:
-            warnings.warn(
+            warn_caller(
                 f"{entry.name}: {entry.filename} from {entry.repo_id} differs from the original release "
                 f"(size {size} vs {release.size}, sha256 {digest} vs {release.sha256}; reference: {release.source}). "
                 "The hub copy is a re-upload whose own checksum is not recorded; loading it anyway.",
                 ChecksumWarning,
-                stacklevel=2,
             )
     return digest
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import glob
 import os
-from collections.abc import Callable
+import sys
+import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -38,6 +41,27 @@ def is_user_error(exc: BaseException) -> bool:
     qualify; anything else is a bug and keeps its traceback.
     """
     return isinstance(exc, (YolactppError, FileNotFoundError))
+
+
+@contextlib.contextmanager
+def warnings_above_progress_bars() -> Iterator[None]:
+    """Print warnings through ``tqdm.write`` while a command runs, so that one arising mid-run
+    (e.g. a fallback kernel) is printed above the progress bar instead of inside it."""
+    previous = warnings.showwarning
+
+    def show(
+        message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None, line: str | None = None
+    ) -> None:
+        from tqdm import tqdm
+
+        text = warnings.formatwarning(message, category, filename, lineno, line).rstrip("\n")
+        tqdm.write(text, file=file or sys.stderr)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = previous
 
 
 def one_line(exc: BaseException) -> str:

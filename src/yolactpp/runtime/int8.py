@@ -9,11 +9,10 @@ with 16-bit intermediate sums: barely faster than float32, and those sums can sa
 from __future__ import annotations
 
 import platform
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from yolactpp.errors import YolactppWarning
+from yolactpp.errors import YolactppWarning, warn_caller
 
 __all__ = ["Int8Support", "SlowInt8Warning", "int8_support", "warn_if_int8_slow"]
 
@@ -91,5 +90,5 @@ def warn_if_int8_slow(support: Int8Support | None = None) -> Int8Support:
     """Warn (:class:`SlowInt8Warning`) when this CPU lacks int8 dot-product instructions."""
     support = int8_support() if support is None else support
     if not support.accelerated:
-        warnings.warn(support.describe(), SlowInt8Warning, stacklevel=3)
+        warn_caller(support.describe(), SlowInt8Warning)
     return support
