@@ -65,7 +65,7 @@ def test_nothing_readable_fails(inputs: dict[str, Path], capsys) -> None:
     code, _, err = _run(capsys, inputs["corrupt"], inputs["bomb"], "-q", "-o", inputs["out"])
     assert code == 2 and err[-1] == "yolactpp predict: error: none of the 2 inputs could be read"
     assert json.loads((inputs["out"] / "predictions.json").read_text()) == []
-    code, out, err = _run(capsys, inputs["bomb"], "-o", inputs["out"])  # one input: its own error, one line
+    code, out, err = _run(capsys, inputs["bomb"], "-o", inputs["out"] / "again")  # one input: its own error
     assert code == 2 and out == "" and len(err) == 1
     assert err[0].startswith(f"yolactpp predict: error: {inputs['bomb']} is too large to open safely")
 

@@ -18,11 +18,11 @@ from yolactpp.predict_options import InvalidOptionError
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"score_threshold": float("nan")}, "score_threshold must be >= 0"),
+        ({"score_threshold": float("nan")}, "score_threshold must be between 0 and 1"),
         ({"score_threshold": "0.5"}, "score_threshold must be a number, got str"),
         ({"top_k": 2.5}, "top_k must be an integer, got 2.5"),
         ({"top_k": True}, "top_k must be an integer"),
-        ({"max_detections": -1}, "max_detections must be >= 0, got -1"),
+        ({"max_detections": -1}, "max_detections must be from 0 to 10000, got -1"),
         ({"conf_threshold": 1.0}, r"conf_threshold must be in \[0, 1\)"),
         ({"iou_threshold": 0}, r"iou_threshold must be in \(0, 1\]"),
         ({"classes": [-1]}, "ids are 0-based"),

@@ -16,13 +16,14 @@ pycocotools is imported on first use only.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import numpy as np
 
 from yolactpp.classes import COCO_CATEGORY_IDS, COCO_CLASSES
-from yolactpp.errors import InvalidArgumentError
+from yolactpp.errors import InvalidArgumentError, InvalidArgumentTypeError
 
 if TYPE_CHECKING:
     from yolactpp.results import Detections
@@ -110,6 +111,16 @@ def integer_xywh(boxes: np.ndarray) -> np.ndarray:
     return np.stack([ints[:, 0], ints[:, 1], ints[:, 2] - ints[:, 0], ints[:, 3] - ints[:, 1]], axis=1)
 
 
+def check_image_id(image_id: object) -> int | str:
+    """A COCO ``image_id``: an int (numpy integers become Python ints, so records stay JSON-ready)
+    or a non-empty string; anything else raises :class:`InvalidArgumentTypeError`."""
+    if isinstance(image_id, str) and image_id:
+        return image_id
+    if isinstance(image_id, numbers.Integral) and not isinstance(image_id, bool):
+        return int(image_id)
+    raise InvalidArgumentTypeError(f"image_id must be an int or a non-empty string, got {image_id!r}")
+
+
 def to_coco_results(
     detections: Detections,
     image_id: int | str,
@@ -154,6 +165,7 @@ def coco_records(
     """
     if kind not in ("both", "bbox", "segm"):
         raise InvalidArgumentError(f"kind must be 'both', 'bbox' or 'segm', got {kind!r}")
+    image_id = check_image_id(image_id)
     cat_of_label = resolve_category_ids(names, category_ids)
     if len(labels) == 0:
         return []

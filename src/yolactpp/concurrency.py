@@ -25,13 +25,16 @@ class ModelBusyError(YolactppError, RuntimeError):
     """A model was converted while predicting in another thread, or asked to predict while being converted."""
 
 
+_BEING = {"convert": "converted (model.to(...) or similar)", "export": "exported (model.export(...))"}
+
+
 class UseGuard:
     """Counts the predictions running on one model and marks its conversions (cheap: one lock)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._running = 0
-        self._converting = False
+        self._converting = ""  # what is happening to the model, in words; empty when idle
 
     def __reduce__(self) -> tuple[type, tuple[()]]:  # copies and pickles get a fresh, idle guard
         return (UseGuard, ())
@@ -42,8 +45,8 @@ class UseGuard:
         with self._lock:
             if self._converting:
                 raise ModelBusyError(
-                    "the model is being converted (model.to(...) or similar) in another thread; "
-                    "predict after the conversion has returned"
+                    f"the model is being {self._converting} in another thread; "
+                    "predict after that has returned"
                 )
             self._running += 1
         try:
@@ -53,23 +56,25 @@ class UseGuard:
                 self._running -= 1
 
     @contextmanager
-    def converting(self) -> Iterator[None]:
-        """Held while the weights are converted in place."""
+    def converting(self, action: str = "convert") -> Iterator[None]:
+        """Held while the weights are converted in place (``action="convert"``), or while the model
+        is traced for export (``"export"``: tracing patches torch's global state, which a
+        prediction running meanwhile would see)."""
+        what = _BEING[action]
         with self._lock:
             if self._running:
                 raise ModelBusyError(
-                    f"cannot convert the model while {self._running} prediction(s) run on it in other threads: "
-                    "model.to(...) changes the model in place; convert it before sharing it, or convert a "
-                    "copy (copy.deepcopy(model).to(...))"
+                    f"cannot {action} the model while {self._running} prediction(s) run on it in other threads: "
+                    f"{action} it before sharing it, or {action} a copy (copy.deepcopy(model))"
                 )
             if self._converting:
-                raise ModelBusyError("the model is already being converted in another thread")
-            self._converting = True
+                raise ModelBusyError(f"the model is already being {self._converting} in another thread")
+            self._converting = what
         try:
             yield
         finally:
             with self._lock:
-                self._converting = False
+                self._converting = ""
 
 
 @contextmanager

@@ -42,15 +42,26 @@ def _fail(path: str, requirement: str, value: Any) -> NoReturn:
     raise ConfigError(f"{path}: must be {requirement}, got {value!r}")
 
 
-def _int(path: str, value: Any, minimum: int) -> int:
+#: Upper bounds of the values that size allocations: far above every released model (input 700,
+#: 256 channels, top-k 200), far below what makes one prediction ask for gigabytes.
+MAX_INPUT_SIZE = 2048
+MAX_CHANNELS = 4096
+MAX_TOP_K = 2000  # FastNMS builds a [classes, top_k, top_k] IoU matrix
+MAX_DETECTIONS = 10000
+MAX_LAYERS = 64
+
+
+def _int(path: str, value: Any, minimum: int, maximum: int | None = None) -> int:
     requirement = "a positive int" if minimum == 1 else f"an int >= {minimum}"
+    if maximum is not None:
+        requirement = f"an int from {minimum} to {maximum}"
     if isinstance(value, bool):
         _fail(path, requirement, value)
     try:
         number = operator.index(value)
     except TypeError:
         _fail(path, requirement, value)
-    if number < minimum:
+    if number < minimum or (maximum is not None and number > maximum):
         _fail(path, requirement, value)
     return number
 
@@ -100,9 +111,11 @@ class BackboneConfig:
         selected = _sequence("backbone.selected_layers", self.selected_layers, allow_empty=False)
         _set(
             self,
-            dcn_layers=tuple(_int(f"backbone.dcn_layers[{i}]", v, 0) for i, v in enumerate(dcn)),
-            dcn_interval=_int("backbone.dcn_interval", self.dcn_interval, 1),
-            selected_layers=tuple(_int(f"backbone.selected_layers[{i}]", v, 0) for i, v in enumerate(selected)),
+            dcn_layers=tuple(_int(f"backbone.dcn_layers[{i}]", v, 0, MAX_LAYERS) for i, v in enumerate(dcn)),
+            dcn_interval=_int("backbone.dcn_interval", self.dcn_interval, 1, MAX_LAYERS),
+            selected_layers=tuple(
+                _int(f"backbone.selected_layers[{i}]", v, 0, MAX_LAYERS) for i, v in enumerate(selected)
+            ),
         )
 
 
@@ -119,7 +132,7 @@ class PreprocessConfig:
     std: tuple[float, float, float] | None = (58.40, 57.12, 57.38)
 
     def __post_init__(self) -> None:
-        _set(self, size=_int("preprocess.size", self.size, 1))
+        _set(self, size=_int("preprocess.size", self.size, 1, MAX_INPUT_SIZE))
         for name, positive in (("mean", False), ("std", True)):
             value = getattr(self, name)
             if value is None:
@@ -190,8 +203,8 @@ class DetectConfig:
             self,
             conf_threshold=conf,
             iou_threshold=iou,
-            top_k=_int("detect.top_k", self.top_k, 1),
-            max_detections=_int("detect.max_detections", self.max_detections, 0),
+            top_k=_int("detect.top_k", self.top_k, 1, MAX_TOP_K),
+            max_detections=_int("detect.max_detections", self.max_detections, 0, MAX_DETECTIONS),
         )
 
 
@@ -233,10 +246,12 @@ class ModelConfig:
         _set(
             self,
             class_names=names,
-            fpn_channels=_int("fpn_channels", self.fpn_channels, 1),
-            num_downsample=_int("num_downsample", self.num_downsample, 0),
-            mask_dim=_int("mask_dim", self.mask_dim, 1),
-            maskiou_channels=tuple(_int(f"maskiou_channels[{i}]", c, 1) for i, c in enumerate(channels)),
+            fpn_channels=_int("fpn_channels", self.fpn_channels, 1, MAX_CHANNELS),
+            num_downsample=_int("num_downsample", self.num_downsample, 0, MAX_LAYERS),
+            mask_dim=_int("mask_dim", self.mask_dim, 1, MAX_CHANNELS),
+            maskiou_channels=tuple(
+                _int(f"maskiou_channels[{i}]", c, 1, MAX_CHANNELS) for i, c in enumerate(channels)
+            ),
         )
         levels = len(self.backbone.selected_layers) + self.num_downsample
         if len(self.anchors.scales) != levels:

@@ -210,6 +210,12 @@ class YolactPP(nn.Module, Predictor):
         (:func:`yolactpp.export.export_onnx`; ``opset``, ``dtype``, ``max_detections``, ``top_k``).
         ``format="pt2"``: a torch.export + AOTInductor package
         (:func:`yolactpp.export.export_pt2`). Load either with :func:`yolactpp.export.load_exported`.
+
+        ``path`` must end in the format's suffix and not exist (``overwrite=True`` replaces it);
+        it is checked before the export starts. The file is run once in a child process and
+        compared with this model before it takes its name (``verify=False`` skips that). While the
+        model is traced, predictions on it from other threads raise
+        :class:`~yolactpp.concurrency.ModelBusyError` (and the reverse).
         """
         from yolactpp import export as exporters
 
@@ -227,6 +233,7 @@ class YolactPP(nn.Module, Predictor):
         path: str | os.PathLike[str] | None = None,
         progress: bool = True,
         threads: int | None = None,
+        overwrite: bool = False,
     ) -> ExportedModel:
         """An int8 copy of this model for the CPU, with the same ``predict`` / ``iter_predict``.
 
@@ -239,10 +246,14 @@ class YolactPP(nn.Module, Predictor):
         without recalibrating. ``threads`` caps onnxruntime's threads. Warns
         (:class:`~yolactpp.quantize.SlowInt8Warning`) on a CPU without int8 dot-product
         instructions, where int8 does not pay. See docs/performance.md for speed and accuracy.
+        An existing ``path`` is replaced only with ``overwrite=True``; unreadable calibration images
+        are skipped with a warning, all of them read before the export starts.
         """
         from yolactpp.quantize import quantize_model
 
-        return quantize_model(self, calibration_images, count=count, path=path, progress=progress, threads=threads)
+        return quantize_model(
+            self, calibration_images, count=count, path=path, progress=progress, threads=threads, overwrite=overwrite
+        )
 
     @override
     def extra_repr(self) -> str:

@@ -11,18 +11,25 @@ Conventions, as for COCO polygons:
 - each separate part of a mask gives its own polygon; COCO polygons cannot express holes (its
   tools fill the union of an object's polygons), so holes are filled: only outer outlines are
   returned. Use the RLE masks when holes matter;
-- a polygon has at least 3 points and the first point is not repeated at the end.
+- a polygon has at least 3 points and the first point is not repeated at the end;
+- a part of a single pixel is too small to outline and gives no polygon (COCO writers keep the
+  mask's RLE when no polygon is left).
 """
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import numpy as np
 
-from yolactpp.errors import InvalidArgumentError, MissingDependencyError
+from yolactpp.errors import InvalidArgumentError, InvalidArgumentTypeError, MissingDependencyError
 
-__all__ = ["mask_to_polygons", "polygon_area", "polygons_to_coco"]
+__all__ = ["MIN_PART_AREA", "check_tolerance", "mask_to_polygons", "polygon_area", "polygons_to_coco"]
+
+#: Parts whose traced outline covers less (square pixels) are too small to outline: a lone pixel
+#: traces as a 0.5 px diamond; two touching pixels as 1.5. A mask of such parts only keeps its RLE.
+MIN_PART_AREA = 1.0
 
 
 def _import(name: str) -> Any:
@@ -36,6 +43,15 @@ def _import(name: str) -> Any:
         ) from None
 
 
+def check_tolerance(tolerance: object) -> float:
+    """A simplification tolerance: a number of pixels >= 0 (named errors for anything else)."""
+    if isinstance(tolerance, bool) or not isinstance(tolerance, numbers.Real):
+        raise InvalidArgumentTypeError(f"tolerance must be a number of pixels, got {tolerance!r}")
+    if not tolerance >= 0:  # also refuses NaN
+        raise InvalidArgumentError(f"tolerance must be >= 0 pixels, got {tolerance}")
+    return float(tolerance)
+
+
 def mask_to_polygons(mask: np.ndarray, tolerance: float = 1.0) -> list[np.ndarray]:
     """The outer outlines of a binary ``[H, W]`` mask: one float ``[K, 2]`` (x, y) array per part.
 
@@ -45,8 +61,7 @@ def mask_to_polygons(mask: np.ndarray, tolerance: float = 1.0) -> list[np.ndarra
     mask = np.asarray(mask)
     if mask.ndim != 2:
         raise InvalidArgumentError(f"mask must be [H, W], got shape {mask.shape}")
-    if not tolerance >= 0:  # also refuses NaN
-        raise InvalidArgumentError(f"tolerance must be >= 0 pixels, got {tolerance}")
+    check_tolerance(tolerance)
     if not mask.any():
         return []
     contourpy = _import("contourpy")
@@ -61,6 +76,8 @@ def mask_to_polygons(mask: np.ndarray, tolerance: float = 1.0) -> list[np.ndarra
     outlines = []
     for part, starts in zip(points, offsets):
         outer = part[starts[0] : starts[1]] + origin
+        if polygon_area(outer) < MIN_PART_AREA:
+            continue  # a lone pixel: its outline would be a diamond of half a pixel, not its shape
         if tolerance > 0 and len(outer) > 4:
             shapely = _import("shapely")
             simplified = shapely.simplify(shapely.Polygon(outer), tolerance, preserve_topology=True)

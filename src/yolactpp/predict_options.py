@@ -9,7 +9,6 @@ no torch: class names are matched against a model's names only when it is resolv
 from __future__ import annotations
 
 import dataclasses
-import math
 import numbers
 import operator
 from collections.abc import Iterable, Sequence
@@ -19,7 +18,7 @@ from typing import Any
 from typing_extensions import Self
 
 from yolactpp.classes import resolve_class_ids
-from yolactpp.config import DetectConfig
+from yolactpp.config import MAX_DETECTIONS, MAX_TOP_K, DetectConfig
 from yolactpp.errors import YolactppError
 
 __all__ = ["InvalidOptionError", "OptionTypeError", "PredictOptions", "ResolvedOptions"]
@@ -53,7 +52,9 @@ def _integer(name: str, value: Any) -> int:
 def _classes(value: Any) -> tuple[str | int, ...] | None:
     if value is None:
         return None
-    items = [value] if isinstance(value, (str, int)) else value
+    if isinstance(value, (bytes, bytearray)):
+        raise InvalidOptionError(f"classes must be names (str) or 0-based ids, got bytes {value!r}; decode it first")
+    items = [value] if isinstance(value, (str, numbers.Integral)) else value
     if not isinstance(items, Iterable):
         raise InvalidOptionError(f"classes must be names or 0-based ids, got {type(value).__name__}")
     out: list[str | int] = []
@@ -61,6 +62,8 @@ def _classes(value: Any) -> tuple[str | int, ...] | None:
         if isinstance(item, str):
             out.append(item)
             continue
+        if isinstance(item, (bytes, bytearray)):
+            raise InvalidOptionError(f"classes must be names (str) or 0-based ids, got bytes {item!r}; decode it first")
         index = _integer("classes", item)
         if index < 0:
             raise InvalidOptionError(f"classes: ids are 0-based and >= 0, got {index}")
@@ -100,17 +103,19 @@ class PredictOptions:
 
     def __post_init__(self) -> None:
         score = _real("score_threshold", self.score_threshold)
-        if not score >= 0 or not math.isfinite(score):
-            raise InvalidOptionError(f"score_threshold must be >= 0, got {self.score_threshold}")
+        if not 0 <= score <= 1:  # scores are probabilities: above 1 nothing would ever be kept
+            raise InvalidOptionError(f"score_threshold must be between 0 and 1, got {self.score_threshold}")
         values: dict[str, Any] = {"score_threshold": score, "classes": _classes(self.classes)}
         if self.top_k is not None:
             values["top_k"] = _integer("top_k", self.top_k)
-            if values["top_k"] < 1:
-                raise InvalidOptionError(f"top_k must be >= 1, got {values['top_k']}")
+            if not 1 <= values["top_k"] <= MAX_TOP_K:
+                raise InvalidOptionError(f"top_k must be from 1 to {MAX_TOP_K}, got {values['top_k']}")
         if self.max_detections is not None:
             values["max_detections"] = _integer("max_detections", self.max_detections)
-            if values["max_detections"] < 0:
-                raise InvalidOptionError(f"max_detections must be >= 0, got {values['max_detections']}")
+            if not 0 <= values["max_detections"] <= MAX_DETECTIONS:
+                raise InvalidOptionError(
+                    f"max_detections must be from 0 to {MAX_DETECTIONS}, got {values['max_detections']}"
+                )
         if self.conf_threshold is not None:
             values["conf_threshold"] = _real("conf_threshold", self.conf_threshold)
             if not 0.0 <= values["conf_threshold"] < 1.0:

@@ -209,6 +209,11 @@ def to_rgb_array(image: Any) -> np.ndarray:
     if isinstance(image, (str, os.PathLike)):
         image = load_image(image)
     if isinstance(image, Image.Image):
+        try:
+            image.load()  # an opened file is decoded only now: a truncated one fails here
+        except (OSError, ValueError, SyntaxError) as exc:
+            source = getattr(image, "filename", None) or "PIL image"
+            raise InvalidImageError(f"cannot read {source} as an image: {exc}") from None
         arr = _array_to_rgb(_pil_to_array(image), f"PIL image (mode {image.mode})")
     elif isinstance(image, np.ndarray):
         arr = _array_to_rgb(image, "image array")

@@ -386,8 +386,9 @@ class Detections:
         ``tolerance`` (pixels) simplifies the outlines (``0``: every traced point). Needs the
         ``polygons`` extra (contourpy and shapely); see :mod:`yolactpp.polygons`.
         """
-        from yolactpp.polygons import mask_to_polygons
+        from yolactpp.polygons import check_tolerance, mask_to_polygons
 
+        check_tolerance(tolerance)
         masks = self.numpy().masks
         assert masks is not None
         return [mask_to_polygons(mask, tolerance) for mask in masks]

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from yolactpp.cli._common import CliError, positive_int
+from yolactpp.cli._common import CliError, positive_int, resolve_device
 
 NAME = "export"
 FORMATS = ("onnx", "pt2")
@@ -47,6 +47,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--device", default="cpu", metavar="DEVICE", help="pt2 only: device to compile for, cpu or cuda (default: cpu)"
     )
+    parser.add_argument("--overwrite", action="store_true", help="replace the output file if it exists")
     parser.set_defaults(run=run)
 
 
@@ -55,11 +56,16 @@ def run(args: argparse.Namespace) -> int:
 
     if args.format == "onnx" and args.device != "cpu":
         raise CliError("--device applies to --format pt2 only (ONNX files choose their device when loaded)")
+    if args.format == "pt2":
+        resolve_device(args.device)  # a missing GPU is named before the model loads
+    if args.output is not None:  # checked before the model loads; the default name after
+        _check_output(Path(args.output), args)
     model = YolactPP.from_pretrained(args.model, config=args.config)
     output = Path(args.output) if args.output else Path(f"{model.config.name}.{args.format}")
-    if output.suffix != f".{args.format}":
-        raise CliError(f"output file for --format {args.format} must end in .{args.format}, got {output.name}")
-    options: dict[str, Any] = {"dtype": args.dtype, "max_detections": args.max_detections, "top_k": args.top_k}
+    _check_output(output, args)
+    options: dict[str, Any] = {
+        "dtype": args.dtype, "max_detections": args.max_detections, "top_k": args.top_k, "overwrite": args.overwrite,
+    }  # fmt: skip
     if args.format == "onnx":
         options["opset"] = args.opset
     else:
@@ -71,3 +77,11 @@ def run(args: argparse.Namespace) -> int:
         f"{path}: {model.config.name} as {args.format} ({args.dtype}), {size:.1f} MiB, {time.perf_counter() - start:.1f} s"
     )
     return 0
+
+
+def _check_output(output: Path, args: argparse.Namespace) -> None:
+    from yolactpp.outputs import check_output_file
+
+    if output.suffix != f".{args.format}":
+        raise CliError(f"output file for --format {args.format} must end in .{args.format}, got {output.name}")
+    check_output_file(output, overwrite=args.overwrite, inputs=[args.model], what="output file")

@@ -84,6 +84,10 @@ def add_parser(subparsers: Any) -> None:
         "file, or a folder or URI (s3://...) for a parquet dataset (default: runs/predict*/results.parquet)",
     )  # fmt: skip
     group.add_argument("--no-plot", action="store_true", help="do not write annotated images or videos")
+    group.add_argument(
+        "--overwrite", action="store_true",
+        help="replace result files that exist in the output folder (input files are never replaced)",
+    )  # fmt: skip
     group.add_argument("--save-masks", action="store_true", help="also write one PNG per detected mask (images only)")
     group.add_argument(
         "--save-polygons", action="store_true",
@@ -352,6 +356,62 @@ def _run_video(model: Any, source: str, name: str, out: Path, args: argparse.Nam
     return not interrupted
 
 
+#: Stems of the files that gather all images' results; per-image files never take these names.
+RESULT_STEMS = ("predictions", "annotations", "detections")
+
+
+def _planned_outputs(
+    out: Path, images: list[Path], image_names: list[str], stream_names: list[str], args: argparse.Namespace
+) -> list[Path]:
+    """Every file (or mask folder) this run will write, before it writes any."""
+    planned: list[Path] = []
+    for path, name in zip(images, image_names):
+        planned.append(out / f"{name}.json")
+        if not args.no_plot:
+            suffix = path.suffix.lower() if path.suffix.lower() in (".jpg", ".jpeg", ".png") else ".png"
+            planned.append(out / f"{name}{suffix}")
+        if args.save_masks:
+            planned.append(out / "masks" / name)
+    if images:
+        planned.append(out / "predictions.json")
+        if args.save_polygons:
+            planned.append(out / "annotations.json")
+        if args.save_csv:
+            planned.append(out / "detections.csv")
+    for name in stream_names:
+        planned.append(out / f"{name}.jsonl")
+        if not args.no_plot:
+            planned.append(out / f"{name}.mp4")
+        if args.save_csv:
+            planned.append(out / f"{name}.csv")
+    return planned
+
+
+def _check_outputs(out: Path, planned: list[Path], sources: list[Path], args: argparse.Namespace) -> None:
+    """Refuse, before the model loads, an output folder that is a file, outputs that would replace
+    an input (always), and outputs that exist (unless ``--overwrite``)."""
+    from yolactpp.outputs import same_file
+
+    if out.exists() and not out.is_dir():
+        raise CliError(f"--output {out} is a file; give a folder for the results")
+    for target in planned:
+        for source in sources:
+            if same_file(target, source):
+                raise CliError(
+                    f"{target} would replace the input {source}; choose another --output folder (inputs are never "
+                    "overwritten)"
+                )
+    existing = [p for p in planned if p.exists()]
+    if existing and not args.overwrite:
+        more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
+        raise CliError(
+            f"{existing[0]}{more} exists already; pass --overwrite to replace, or choose another --output folder"
+        )
+    for parent in out.parents:
+        if parent.exists() and not parent.is_dir():
+            raise CliError(f"cannot create the output folder {out}: {parent} is a file")
+
+
 def _split_live(specs: list[str]) -> tuple[list[str], list[str]]:
     from yolactpp.live import is_live_source
 
@@ -403,21 +463,25 @@ def run(args: argparse.Namespace) -> int:
     ):
         if flag and importlib.util.find_spec(module) is None:
             raise CliError(f"this option needs {module}: pip install 'yolactpp[{extra}]'")
+    out = Path(args.output) if args.output is not None else next_run_dir(Path("runs"), "predict")
+    used: set[str] = set(RESULT_STEMS)  # an image called predictions.png gets predictions_2.json
+    names = [unique_stem(p.stem, used) for p in images]
+    streams = [(str(p), unique_stem(p.stem, used)) for p in videos] + [(s, unique_stem(_live_name(s), used)) for s in live]
+    _check_outputs(out, _planned_outputs(out, images, names, [name for _, name in streams], args), sources, args)
     model = load_model(args)
     options = predict_options(args)
     model.iter_predict([], options=options)  # checks the class names against the model before any output
 
-    out = Path(args.output) if args.output is not None else next_run_dir(Path("runs"), "predict")
-    out.mkdir(parents=True, exist_ok=True)
-    used: set[str] = set()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CliError(f"cannot create the output folder {out}: {exc.strerror or exc}") from None
     start = time.perf_counter()
     total = len(sources) + len(live)
     report = total > 1  # a single input that fails is the error itself (below)
     failures: list[str] = []
     if images:
-        names = [unique_stem(p.stem, used) for p in images]
         failures += _run_images(model, images, names, out, args, options, report)
-    streams = [(str(p), unique_stem(p.stem, used)) for p in videos] + [(s, unique_stem(_live_name(s), used)) for s in live]
     for source, name in streams:
         try:
             finished = _run_video(model, source, name, out, args, options)

@@ -37,6 +37,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--threads", type=positive_int, metavar="N", help="onnxruntime threads while calibrating (default: all cores)"
     )
+    parser.add_argument("--overwrite", action="store_true", help="replace the output file if it exists")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(run=run)
 
@@ -46,17 +47,18 @@ def run(args: argparse.Namespace) -> int:
     from yolactpp.quantize import SlowInt8Warning, calibration_images, int8_support
 
     output = Path(args.output) if args.output else None
-    if output is not None and output.suffix != ".onnx":
-        raise CliError(f"the output is an ONNX file: its name must end in .onnx, got {output.name}")
+    if output is not None:  # checked before the model loads; the default name after
+        _check_output(output, args)
     images = calibration_images(args.calibration, args.count)  # bad folders fail before the model loads
     model = YolactPP.from_pretrained(args.model, config=args.config)
-    output = output or Path(f"{model.config.name}-int8.onnx")
+    output = output or _check_output(Path(f"{model.config.name}-int8.onnx"), args)
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SlowInt8Warning)  # said below, in plain words
         quantized = model.quantize(
-            images, count=len(images), path=output, progress=not args.quiet, threads=args.threads
-        )
+            images, count=len(images), path=output, progress=not args.quiet, threads=args.threads,
+            overwrite=args.overwrite,
+        )  # fmt: skip
     seconds = time.perf_counter() - start
     size = quantized.path.stat().st_size / 2**20
     print(
@@ -66,3 +68,11 @@ def run(args: argparse.Namespace) -> int:
     if not support.accelerated:
         print(f"note: {support.describe()}", file=sys.stderr)
     return 0
+
+
+def _check_output(output: Path, args: argparse.Namespace) -> Path:
+    from yolactpp.outputs import check_output_file
+
+    if output.suffix != ".onnx":
+        raise CliError(f"the output is an ONNX file: its name must end in .onnx, got {output.name}")
+    return check_output_file(output, overwrite=args.overwrite, inputs=[args.model], what="output file")

@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import copy
+import numbers
 from typing import TYPE_CHECKING, Any
 
 import torch
 
 from yolactpp._facts import EXPORT_DTYPES, first_line
 from yolactpp.backbone.fold import set_batchnorm_folding
-from yolactpp.errors import InvalidArgumentError
+from yolactpp.config import MAX_DETECTIONS, MAX_TOP_K
+from yolactpp.errors import InvalidArgumentError, InvalidArgumentTypeError
 from yolactpp.export.graph import INPUT_NAMES, DeploymentGraph, build_graph, output_names
 from yolactpp.export.metadata import ExportError, ExportInfo
 
 if TYPE_CHECKING:
     from yolactpp.model import YolactPP
 
-__all__ = ["DTYPES", "example_inputs", "export_info", "prepare_graph", "trace"]
+__all__ = ["DTYPES", "check_limit", "example_inputs", "export_info", "prepare_graph", "trace", "trace_model"]
 
 DTYPES = {name: getattr(torch, name) for name in EXPORT_DTYPES}
 
@@ -37,10 +39,8 @@ def prepare_graph(
     """
     if dtype not in DTYPES:
         raise InvalidArgumentError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
-    if max_detections is not None and max_detections < 1:
-        raise InvalidArgumentError(f"max_detections must be >= 1, got {max_detections}")
-    if top_k is not None and top_k < 1:
-        raise InvalidArgumentError(f"top_k must be >= 1, got {top_k}")
+    max_detections = check_limit("max_detections", max_detections, MAX_DETECTIONS)
+    top_k = check_limit("top_k", top_k, MAX_TOP_K)
     network = copy.deepcopy(model.network).to(device="cpu", dtype=DTYPES[dtype]).eval()
     set_batchnorm_folding(network, False)
     if grid_sample_dcn:
@@ -53,6 +53,32 @@ def prepare_graph(
     for p in network.parameters():
         p.requires_grad_(False)
     return build_graph(network, model.config, max_detections, top_k, use_topk).eval()
+
+
+def check_limit(name: str, value: object, maximum: int) -> int | None:
+    """An export limit (``max_detections``, ``top_k``): ``None`` or a whole number in [1, maximum]."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise InvalidArgumentTypeError(f"{name} must be a whole number, got {value!r}")
+    if not 1 <= int(value) <= maximum:
+        raise InvalidArgumentError(f"{name} must be from 1 to {maximum}, got {value}")
+    return int(value)
+
+
+def trace_model(
+    model: YolactPP,
+    dtype: str,
+    max_detections: int | None,
+    top_k: int | None,
+    use_topk: bool,
+    grid_sample_dcn: bool = False,
+) -> tuple[DeploymentGraph, torch.export.ExportedProgram]:
+    """:func:`prepare_graph` and :func:`trace`, with predictions on ``model`` held off meanwhile
+    (tracing patches torch's global state; see :class:`yolactpp.concurrency.UseGuard`)."""
+    with model._guard.converting("export"):
+        graph = prepare_graph(model, dtype, max_detections, top_k, use_topk, grid_sample_dcn)
+        return graph, trace(graph)
 
 
 def example_inputs(graph: DeploymentGraph, batch: int = 2) -> tuple[torch.Tensor, ...]:

@@ -62,16 +62,21 @@ class ExportedModel(Predictor):
         """What executes the file: ``"onnxruntime"`` or ``"aoti"`` (torch's AOTInductor)."""
         return self._runtime.name
 
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Copy the model's file to ``path`` (e.g. a quantized model that lives in a temporary file)."""
+    def save(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+        """Copy the model's file to ``path`` (e.g. a quantized model that lives in a temporary file);
+        an existing file is replaced only with ``overwrite=True``."""
         import shutil
+
+        from yolactpp.outputs import check_output_file, same_file, staged_file
 
         target = Path(path)
         if target.suffix != self.path.suffix:
             raise InvalidArgumentError(f"{self.path.name} is a {self.path.suffix} file; save it under a name ending in {self.path.suffix}")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if target.resolve() != self.path.resolve():
-            shutil.copyfile(self.path, target)
+        if same_file(target, self.path):
+            return target
+        check_output_file(target, overwrite=overwrite, what="copy")
+        with staged_file(target) as staging:
+            shutil.copyfile(self.path, staging)
         return target
 
     @override
@@ -112,6 +117,10 @@ class ExportedModel(Predictor):
         }
         return {name: values[name] for name in self.info.inputs}
 
+    def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """One run of the graph: named inputs in, named outputs out."""
+        return self._runtime.run({name: feeds[name] for name in self.info.inputs}, self.info.outputs)
+
     def input_feeds(
         self, images: Sequence[ImageInput], options: PredictOptions | None = None, **kwargs: Any
     ) -> dict[str, np.ndarray]:
@@ -121,8 +130,7 @@ class ExportedModel(Predictor):
 
     @override
     def _infer(self, arrays: list[np.ndarray], options: ResolvedOptions) -> list[Detections]:
-        feeds = self._feeds(preprocess(arrays, self.config.preprocess), options)
-        outputs = self._runtime.run(feeds, self.info.outputs)
+        outputs = self._run(self._feeds(preprocess(arrays, self.config.preprocess), options))
         return [
             above_score(self._detections(outputs, i, array.shape[:2], options), options.score_threshold)
             for i, array in enumerate(arrays)
@@ -150,7 +158,15 @@ class ExportedModel(Predictor):
         )
 
 
-def _check_signature(runtime: Runtime, info: ExportInfo, source: str) -> None:
+def _check_signature(runtime: Runtime, config: ModelConfig, info: ExportInfo, source: str) -> None:
+    """The metadata must describe the graph: input and output names, and the input image size."""
+    shape = runtime.image_shape
+    size = config.preprocess.size
+    if shape is not None and len(shape) == 4 and list(shape[2:]) != [size, size]:
+        raise ExportFormatError(
+            f"{source}: the metadata says preprocess.size {size} but the graph takes {shape[2]} x {shape[3]} images "
+            "(altered metadata?); export the model again"
+        )
     if runtime.input_names is not None and set(runtime.input_names) != set(info.inputs):
         raise ExportFormatError(
             f"{source}: graph inputs {sorted(runtime.input_names)} do not match its metadata {list(info.inputs)}"
@@ -177,9 +193,21 @@ def load_exported(
     instructions warns (:class:`~yolactpp.runtime.int8.SlowInt8Warning`).
     """
     p = Path(path)
+    if p.is_dir():
+        raise ExportFormatError(
+            f"{p} is a folder; load_exported reads one exported .onnx or .pt2 file (a save_pretrained folder "
+            "loads with YolactPP.from_pretrained)"
+        )
+    if p.is_file() and p.suffix.lower() in (".pth", ".pt", ".safetensors", ".ckpt"):
+        raise ExportFormatError(
+            f"{p} is a weights file, not an exported model; load it with YolactPP.from_pretrained, or export it "
+            "first: yolactpp export -m WEIGHTS -o FILE.onnx"
+        )
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise InvalidArgumentError(f"threads must be a whole number >= 1, got {threads!r}")
     runtime = open_runtime(p, device=device, threads=threads, providers=providers)
     config, info = read_metadata(runtime.metadata, str(p))
-    _check_signature(runtime, info, str(p))
+    _check_signature(runtime, config, info, str(p))
     if info.dtype == "int8":
         from yolactpp.runtime.int8 import warn_if_int8_slow
 

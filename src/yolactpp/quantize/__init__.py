@@ -21,11 +21,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from yolactpp.errors import require_extra
+from yolactpp.outputs import check_output_file, staged_file
 from yolactpp.quantize.calibration import (
     DEFAULT_CALIBRATION_COUNT,
     CalibrationError,
     CalibrationSource,
     calibration_images,
+    read_calibration_images,
     sample_photographs,
 )
 from yolactpp.runtime.int8 import Int8Support, SlowInt8Warning, int8_support, warn_if_int8_slow
@@ -42,6 +44,7 @@ __all__ = [
     "calibration_images",
     "int8_support",
     "quantize_model",
+    "read_calibration_images",
     "sample_photographs",
 ]
 
@@ -54,36 +57,44 @@ def quantize_model(
     path: str | os.PathLike[str] | None = None,
     progress: bool = True,
     threads: int | None = None,
+    overwrite: bool = False,
 ) -> ExportedModel:
     """See :meth:`yolactpp.YolactPP.quantize`."""
     require_extra(("onnx", "onnxscript", "onnxruntime"), "int8", "int8 quantization")
     from yolactpp.export import export_onnx, load_exported
+    from yolactpp.export.onnx_export import check_exported
     from yolactpp.quantize.onnx_int8 import quantize_onnx
 
     warn_if_int8_slow()
-    images = calibration_images(calibration, count)  # checked before the slow export
-    if path is not None:
-        out = Path(path)
-        if out.suffix != ".onnx":
-            raise CalibrationError(f"the quantized model is an ONNX file: its name must end in .onnx, got {out.name}")
-    with tempfile.TemporaryDirectory(prefix="yolactpp-int8-") as work:
-        float_path = export_onnx(model, Path(work) / "float32.onnx")
-        float_model = load_exported(float_path, threads=threads)
-
-        def feeds() -> Iterator[dict[str, np.ndarray]]:
-            from tqdm import tqdm
-
-            for image in tqdm(images, desc="calibrating", unit="image", disable=not progress, leave=False):
-                yield float_model.input_feeds([image])
-
-        keep_dir = None
-        if path is None:
+    out = None
+    if path is not None:  # the destination, then every calibration image, before the slow export
+        out = check_output_file(path, suffix=".onnx", overwrite=overwrite, what="quantized model")
+    images = read_calibration_images(calibration_images(calibration, count))
+    keep_dir = None
+    try:
+        if out is None:
             keep_dir = tempfile.mkdtemp(prefix="yolactpp-int8-")
             out = Path(keep_dir) / f"{model.config.name}-int8.onnx"
-        quantize_onnx(float_path, out, feeds(), calibration_count=len(images))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", SlowInt8Warning)  # already said above
-        quantized = load_exported(out, threads=threads)
+        with tempfile.TemporaryDirectory(prefix="yolactpp-int8-") as work, staged_file(out) as staging:
+            float_path = export_onnx(model, Path(work) / "float32.onnx", verify=False)
+            float_model = load_exported(float_path, threads=threads)
+
+            def feeds() -> Iterator[dict[str, np.ndarray]]:
+                from tqdm import tqdm
+
+                for image in tqdm(images, desc="calibrating", unit="image", disable=not progress, leave=False):
+                    yield float_model.input_feeds([image])
+
+            quantize_onnx(float_path, staging, feeds(), calibration_count=len(images))
+            # The int8 file differs from float32 by design: it is only run, not compared.
+            check_exported(staging, model.config, float_model.info.top_k, None)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SlowInt8Warning)  # already said above
+            quantized = load_exported(out, threads=threads)
+    except BaseException:
+        if keep_dir is not None:
+            shutil.rmtree(keep_dir, ignore_errors=True)
+        raise
     if keep_dir is not None:  # the file lives as long as the model that reads it
         weakref.finalize(quantized, shutil.rmtree, keep_dir, ignore_errors=True)
     return quantized

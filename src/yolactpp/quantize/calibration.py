@@ -16,14 +16,16 @@ from typing import Any, Union, cast
 import numpy as np
 
 from yolactpp._facts import IMAGE_SUFFIXES
-from yolactpp.errors import YolactppError
+from yolactpp.errors import YolactppError, YolactppWarning, is_item_error, warn_caller
 from yolactpp.preprocess import ImageInput
 
 __all__ = [
     "DEFAULT_CALIBRATION_COUNT",
     "CalibrationError",
     "CalibrationSource",
+    "SkippedCalibrationImageWarning",
     "calibration_images",
+    "read_calibration_images",
     "sample_photographs",
 ]
 
@@ -81,6 +83,32 @@ def calibration_images(source: CalibrationSource = None, count: int | None = Non
     if not images:
         raise CalibrationError("calibration images: the given list or iterator is empty")
     return images
+
+
+class SkippedCalibrationImageWarning(YolactppWarning):
+    """A calibration image that could not be read was left out (as ``predict`` skips such files)."""
+
+
+def read_calibration_images(images: list[ImageInput]) -> list[np.ndarray]:
+    """Every image read into an RGB array now, before the slow export: an unreadable one (truncated,
+    not an image) is left out with a :class:`SkippedCalibrationImageWarning` naming it;
+    :class:`CalibrationError` when none can be read."""
+    from yolactpp.preprocess import to_rgb_array
+
+    arrays, skipped = [], []
+    for i, image in enumerate(images):
+        try:
+            arrays.append(to_rgb_array(image))
+        except Exception as exc:
+            if not is_item_error(exc):
+                raise
+            label = str(image) if isinstance(image, (str, os.PathLike)) else f"image {i}"
+            message = " ".join(str(exc).split())
+            skipped.append(message if label in message else f"{label}: {message}")
+            warn_caller(f"calibration: skipped {skipped[-1]}", SkippedCalibrationImageWarning)
+    if not arrays:
+        raise CalibrationError(f"none of the {len(images)} calibration image(s) could be read ({skipped[0]})")
+    return arrays
 
 
 def _image_files(folder: Path) -> list[Path]:

@@ -17,8 +17,10 @@ detections kept instead of 70 % on an AVX2-only CPU); with 7 bits the file is ex
 from __future__ import annotations
 
 import ast
+import contextlib
 import dataclasses
 import json
+import logging
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -67,6 +69,23 @@ def int8_conv_nodes(model: Any) -> list[str]:
     return chosen
 
 
+class _DropAdvice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "pre-processing" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _quiet_preprocessing_advice() -> Iterator[None]:
+    """onnxruntime logs "Please consider to run pre-processing before quantization" (to the root
+    logger) on every call; the exported graph is already shape-inferred and optimized, so it is noise."""
+    advice, root = _DropAdvice(), logging.getLogger()
+    root.addFilter(advice)
+    try:
+        yield
+    finally:
+        root.removeFilter(advice)
+
+
 def quantize_onnx(
     float_path: Path,
     int8_path: Path,
@@ -102,19 +121,20 @@ def quantize_onnx(
             return next(self.stream, None)
 
     int8_path.parent.mkdir(parents=True, exist_ok=True)
-    quantize_static(
-        str(float_path),
-        str(int8_path),
-        Reader(iter(feeds)),
-        quant_format=QuantFormat.QDQ,
-        op_types_to_quantize=["Conv"],
-        nodes_to_quantize=nodes,
-        per_channel=True,
-        reduce_range=True,
-        activation_type=QuantType.QUInt8,
-        weight_type=QuantType.QInt8,
-        calibrate_method=CalibrationMethod.MinMax,
-    )
+    with _quiet_preprocessing_advice():
+        quantize_static(
+            str(float_path),
+            str(int8_path),
+            Reader(iter(feeds)),
+            quant_format=QuantFormat.QDQ,
+            op_types_to_quantize=["Conv"],
+            nodes_to_quantize=nodes,
+            per_channel=True,
+            reduce_range=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            calibrate_method=CalibrationMethod.MinMax,
+        )
     quantized = onnx.load(str(int8_path))
     del quantized.metadata_props[:]
     entries = write_metadata(config, dataclasses.replace(info, dtype="int8"))

@@ -38,6 +38,8 @@ class Runtime(Protocol):
     #: The graph's input / output names as the runtime reads them (None where it cannot tell).
     input_names: tuple[str, ...] | None
     output_names: tuple[str, ...] | None
+    #: The shape of the ``images`` input (dimensions may be names), None where it cannot tell.
+    image_shape: tuple[object, ...] | None
 
     def run(self, feeds: dict[str, np.ndarray], outputs: Sequence[str]) -> dict[str, np.ndarray]:
         """Run the graph: ``feeds`` in the graph's input order, the ``outputs`` named (in order)."""

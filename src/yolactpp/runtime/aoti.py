@@ -15,8 +15,21 @@ import torch
 
 from yolactpp._facts import first_line
 from yolactpp.concurrency import torch_threads
+from yolactpp.errors import InvalidArgumentError
 
-__all__ = ["AotiRuntime"]
+__all__ = ["AotiRuntime", "check_device"]
+
+
+def check_device(device: str) -> None:
+    """Refuse a device AOTInductor packages cannot be compiled for or run on here."""
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, TypeError):
+        raise InvalidArgumentError(f"device must be 'cpu' or a CUDA device such as 'cuda', got {device!r}") from None
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise InvalidArgumentError(f"cannot compile for device {device!r}: CUDA is not available here")
+    if kind not in ("cpu", "cuda"):
+        raise InvalidArgumentError(f"AOTInductor packages are compiled for cpu or cuda, got device {device!r}")
 
 class AotiRuntime:
     """A compiled AOTInductor package loaded on its device."""
@@ -27,6 +40,8 @@ class AotiRuntime:
         from yolactpp.export.metadata import ExportFormatError
         from yolactpp.ops._loader import native_available
 
+        if device is not None:
+            check_device(device)
         native_available()  # registers yolactpp::deform_conv2d, which the package calls
         self._threads = threads
         index = -1 if device is None or device == "cpu" else torch.device(device).index or 0
@@ -40,6 +55,7 @@ class AotiRuntime:
         self.device = str(self._target)
         self.input_names: tuple[str, ...] | None = None  # a package does not name its arguments
         self.output_names: tuple[str, ...] | None = None
+        self.image_shape: tuple[object, ...] | None = None
 
     def run(self, feeds: dict[str, np.ndarray], outputs: Sequence[str]) -> dict[str, np.ndarray]:
         """One call of the compiled program (positional inputs, in the graph's order)."""

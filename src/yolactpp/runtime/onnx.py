@@ -51,12 +51,27 @@ class OnnxRuntime:
             options.inter_op_num_threads = 1
         options.log_severity_level = 3
         chosen = list(providers) if providers is not None else providers_for(device)
+        names = [p[0] if isinstance(p, tuple) else p for p in chosen]
+        available = ort.get_available_providers()
+        unknown = [name for name in names if name not in available]
+        if unknown:
+            raise InvalidArgumentError(
+                f"onnxruntime execution provider(s) {unknown} are not available here (available: {available}); "
+                "CUDAExecutionProvider needs pip install onnxruntime-gpu and a GPU"
+            )
         try:
             self._session = ort.InferenceSession(str(path), options, providers=chosen)
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf/InvalidGraph types
             if isinstance(exc, YolactppError):
                 raise
             raise ExportFormatError(f"{path} is not a loadable ONNX model: {first_line(exc)}") from None
+        started = self._session.get_providers()[0]
+        if names[0] != "CPUExecutionProvider" and started != names[0]:
+            raise InvalidArgumentError(
+                f"onnxruntime could not start {names[0]} for {path} (it would run on {started}); "
+                "check the GPU and its CUDA/cuDNN libraries, or pass providers=['CPUExecutionProvider']"
+            )
+        self.image_shape: tuple[object, ...] | None = tuple(self._session.get_inputs()[0].shape)
         self.metadata: dict[str, str] = dict(self._session.get_modelmeta().custom_metadata_map)
         self.input_names: tuple[str, ...] | None = tuple(i.name for i in self._session.get_inputs())
         self.output_names: tuple[str, ...] | None = tuple(o.name for o in self._session.get_outputs())
