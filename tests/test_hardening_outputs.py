@@ -135,10 +135,11 @@ def test_export_and_quantize_check_the_destination_first(tmp_path: Path, v1_chec
     weights.write_bytes(b"the user's checkpoint")
     from yolactpp.export import export_onnx, export_pt2
 
-    with pytest.raises(OutputPathError, match="must end in .onnx"):
+    with pytest.raises(OutputPathError, match=r"must end in \.onnx"):
         export_onnx(model, weights)
+    (tmp_path / "dir.onnx").mkdir()
     with pytest.raises(OutputPathError, match="is a folder"):
-        export_onnx(model, tmp_path / "dir.onnx" if (tmp_path / "dir.onnx").mkdir() is None else None)
+        export_onnx(model, tmp_path / "dir.onnx")
     with pytest.raises(OutputPathError, match="not a folder"):
         export_pt2(model, weights / "m.pt2")
     (tmp_path / "old.pt2").write_bytes(b"old")

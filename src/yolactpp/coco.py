@@ -116,7 +116,9 @@ def check_image_id(image_id: object) -> int | str:
     or a non-empty string; anything else raises :class:`InvalidArgumentTypeError`."""
     if isinstance(image_id, str) and image_id:
         return image_id
-    if isinstance(image_id, numbers.Integral) and not isinstance(image_id, bool):
+    if isinstance(image_id, bool):
+        raise InvalidArgumentTypeError(f"image_id must be an int or a non-empty string, got {image_id!r}")
+    if isinstance(image_id, numbers.Integral):
         return int(image_id)
     raise InvalidArgumentTypeError(f"image_id must be an int or a non-empty string, got {image_id!r}")
 

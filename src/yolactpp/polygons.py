@@ -47,9 +47,10 @@ def check_tolerance(tolerance: object) -> float:
     """A simplification tolerance: a number of pixels >= 0 (named errors for anything else)."""
     if isinstance(tolerance, bool) or not isinstance(tolerance, numbers.Real):
         raise InvalidArgumentTypeError(f"tolerance must be a number of pixels, got {tolerance!r}")
-    if not tolerance >= 0:  # also refuses NaN
+    value = float(tolerance)
+    if not value >= 0:  # also refuses NaN
         raise InvalidArgumentError(f"tolerance must be >= 0 pixels, got {tolerance}")
-    return float(tolerance)
+    return value
 
 
 def mask_to_polygons(mask: np.ndarray, tolerance: float = 1.0) -> list[np.ndarray]:
