@@ -40,6 +40,14 @@ from yolactpp.cli._common import (
     unique_stem,
     unit_float,
 )
+from yolactpp.cli._predict_outputs import (
+    RESULT_STEMS,
+    CocoDataset,
+    check_outputs,
+    detections_table,
+    planned_outputs,
+    write_csv,
+)
 from yolactpp.errors import PredictionFailure, is_item_error
 
 if TYPE_CHECKING:
@@ -167,7 +175,7 @@ def _run_images(
     stream = model.iter_predict((str(p) for p in paths), batch_size=args.batch_size, options=options, on_error="yield")
     bar = _progress(stream, len(paths), "image", None, enabled=not args.quiet and len(paths) > 1)
     records: list[dict[str, Any]] = []
-    dataset = _CocoDataset() if args.save_polygons else None
+    dataset = CocoDataset() if args.save_polygons else None
     tables: list[Any] = []
     failures: list[str] = []
     done = 0
@@ -184,7 +192,7 @@ def _run_images(
             if dataset is not None:
                 dataset.add(path, image_id, det)
             if args.save_csv:
-                tables.append(_table(det, image=str(path), image_id=image_id))
+                tables.append(detections_table(det, image=str(path), image_id=image_id))
             if not args.no_plot:
                 suffix = path.suffix.lower() if path.suffix.lower() in (".jpg", ".jpeg", ".png") else ".png"
                 det.plot().save(out / f"{name}{suffix}", **({"quality": 95} if suffix != ".png" else {}))
@@ -205,51 +213,8 @@ def _run_images(
         if dataset is not None:
             (out / "annotations.json").write_text(json.dumps(dataset.finish(model.class_names)))
         if tables:
-            _write_csv(tables, out / "detections.csv")
+            write_csv(tables, out / "detections.csv")
     return failures
-
-
-class _CocoDataset:
-    """A COCO dataset file (images, categories, annotations with polygon masks): what labelling
-    tools such as CVAT ("COCO 1.0") and Label Studio import as pre-annotations."""
-
-    def __init__(self) -> None:
-        self.images: list[dict[str, Any]] = []
-        self.annotations: list[dict[str, Any]] = []
-
-    def add(self, path: Path, image_id: int, det: Any) -> None:
-        import numpy as np
-
-        from yolactpp.polygons import polygon_area
-
-        height, width = det.image_size
-        self.images.append({"id": image_id, "file_name": path.name, "width": width, "height": height})
-        for record in det.to_coco(image_id, polygons=True, skip_empty=False):
-            if not isinstance(record["segmentation"], list):
-                continue  # a mask too small to outline
-            area = sum(polygon_area(np.reshape(p, (-1, 2))) for p in record["segmentation"])
-            self.annotations.append({"id": len(self.annotations) + 1, "iscrowd": 0, "area": round(area, 2), **record})
-
-    def finish(self, class_names: tuple[str, ...]) -> dict[str, Any]:
-        from yolactpp.coco import default_category_ids
-
-        ids = default_category_ids(class_names)
-        categories = [{"id": int(i), "name": n, "supercategory": ""} for i, n in zip(ids, class_names)]
-        return {"images": self.images, "annotations": self.annotations, "categories": categories}
-
-
-def _table(det: Any, **leading: Any) -> Any:
-    """``det.to_pandas()`` with constant columns (image, frame, ...) in front."""
-    table = det.to_pandas()
-    for position, (column, value) in enumerate(leading.items()):
-        table.insert(position, column, value)
-    return table
-
-
-def _write_csv(tables: list[Any], path: Path) -> None:
-    import pandas as pd
-
-    pd.concat(tables, ignore_index=True).to_csv(path, index=False)
 
 
 class _Frames:
@@ -330,7 +295,7 @@ def _run_video(model: Any, source: str, name: str, out: Path, args: argparse.Nam
                         row["polygons"] = polygons_to_coco(outlines)
                 lines.write(json.dumps({"frame": index, "time": round(seconds, 6), **record}) + "\n")
                 if args.save_csv:
-                    tables.append(_table(det, frame=index, time=seconds))
+                    tables.append(detections_table(det, frame=index, time=seconds))
                 if not args.no_plot:
                     image = np.asarray(det.plot())
                     if writer is None:
@@ -345,7 +310,7 @@ def _run_video(model: Any, source: str, name: str, out: Path, args: argparse.Nam
         if writer is not None:
             writer.close()
     if tables:
-        _write_csv(tables, out / f"{name}.csv")
+        write_csv(tables, out / f"{name}.csv")
     if not args.quiet:
         line = f"{source}: {done} frame{'s' if done != 1 else ''}"
         if frames.live is not None:
@@ -354,62 +319,6 @@ def _run_video(model: Any, source: str, name: str, out: Path, args: argparse.Nam
                 line += f"; {frames.live.error}"
         print(line + ("; stopped by Ctrl-C, outputs closed" if interrupted else ""))
     return not interrupted
-
-
-#: Stems of the files that gather all images' results; per-image files never take these names.
-RESULT_STEMS = ("predictions", "annotations", "detections")
-
-
-def _planned_outputs(
-    out: Path, images: list[Path], image_names: list[str], stream_names: list[str], args: argparse.Namespace
-) -> list[Path]:
-    """Every file (or mask folder) this run will write, before it writes any."""
-    planned: list[Path] = []
-    for path, name in zip(images, image_names):
-        planned.append(out / f"{name}.json")
-        if not args.no_plot:
-            suffix = path.suffix.lower() if path.suffix.lower() in (".jpg", ".jpeg", ".png") else ".png"
-            planned.append(out / f"{name}{suffix}")
-        if args.save_masks:
-            planned.append(out / "masks" / name)
-    if images:
-        planned.append(out / "predictions.json")
-        if args.save_polygons:
-            planned.append(out / "annotations.json")
-        if args.save_csv:
-            planned.append(out / "detections.csv")
-    for name in stream_names:
-        planned.append(out / f"{name}.jsonl")
-        if not args.no_plot:
-            planned.append(out / f"{name}.mp4")
-        if args.save_csv:
-            planned.append(out / f"{name}.csv")
-    return planned
-
-
-def _check_outputs(out: Path, planned: list[Path], sources: list[Path], args: argparse.Namespace) -> None:
-    """Refuse, before the model loads, an output folder that is a file, outputs that would replace
-    an input (always), and outputs that exist (unless ``--overwrite``)."""
-    from yolactpp.outputs import same_file
-
-    if out.exists() and not out.is_dir():
-        raise CliError(f"--output {out} is a file; give a folder for the results")
-    for target in planned:
-        for source in sources:
-            if same_file(target, source):
-                raise CliError(
-                    f"{target} would replace the input {source}; choose another --output folder (inputs are never "
-                    "overwritten)"
-                )
-    existing = [p for p in planned if p.exists()]
-    if existing and not args.overwrite:
-        more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
-        raise CliError(
-            f"{existing[0]}{more} exists already; pass --overwrite to replace, or choose another --output folder"
-        )
-    for parent in out.parents:
-        if parent.exists() and not parent.is_dir():
-            raise CliError(f"cannot create the output folder {out}: {parent} is a file")
 
 
 def _split_live(specs: list[str]) -> tuple[list[str], list[str]]:
@@ -467,7 +376,7 @@ def run(args: argparse.Namespace) -> int:
     used: set[str] = set(RESULT_STEMS)  # an image called predictions.png gets predictions_2.json
     names = [unique_stem(p.stem, used) for p in images]
     streams = [(str(p), unique_stem(p.stem, used)) for p in videos] + [(s, unique_stem(_live_name(s), used)) for s in live]
-    _check_outputs(out, _planned_outputs(out, images, names, [name for _, name in streams], args), sources, args)
+    check_outputs(out, planned_outputs(out, images, names, [name for _, name in streams], args), sources, args)
     model = load_model(args)
     options = predict_options(args)
     model.iter_predict([], options=options)  # checks the class names against the model before any output
