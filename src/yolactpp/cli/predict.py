@@ -23,7 +23,6 @@ import math
 import re
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,9 +39,9 @@ from yolactpp.cli._common import (
     unique_stem,
     unit_float,
 )
+from yolactpp.cli._predict_images import progress, report_failure, run_images
 from yolactpp.cli._predict_outputs import (
     RESULT_STEMS,
-    CocoDataset,
     check_outputs,
     detections_table,
     planned_outputs,
@@ -138,85 +137,6 @@ def add_parser(subparsers: Any) -> None:
     parser.set_defaults(run=run)
 
 
-def _counts(names: list[str]) -> str:
-    if not names:
-        return "no detections"
-    parts = ", ".join(f"{n} {name}" for name, n in Counter(names).most_common())
-    return f"{len(names)} detection{'s' if len(names) != 1 else ''} ({parts})"
-
-
-def _image_id(path: Path, position: int) -> int:
-    """COCO image id: the file stem when it is a number (COCO file names), else the 1-based position."""
-    return int(path.stem) if path.stem.isdigit() else position
-
-
-def _progress(iterable: Any, total: int | None, unit: str, desc: str | None, enabled: bool) -> Any:
-    from tqdm import tqdm
-
-    return tqdm(iterable, total=total, unit=unit, desc=desc, disable=not enabled, file=sys.stderr, leave=False)
-
-
-def _report(message: str) -> None:
-    """One failed input, on stderr (also with --quiet: it is a warning, not progress)."""
-    from tqdm import tqdm
-
-    tqdm.write(f"yolactpp predict: skipped {message}", file=sys.stderr)
-
-
-def _run_images(
-    model: Any, paths: list[Path], names: list[str], out: Path, args: argparse.Namespace, options: PredictOptions,
-    report: bool,
-) -> list[str]:
-    """Predict and write every image; returns the messages of those that could not be read (each
-    also reported on stderr when ``report``). ``predictions.json`` is written even when
-    interrupted, with the images finished by then."""
-    from tqdm import tqdm
-
-    stream = model.iter_predict((str(p) for p in paths), batch_size=args.batch_size, options=options, on_error="yield")
-    bar = _progress(stream, len(paths), "image", None, enabled=not args.quiet and len(paths) > 1)
-    records: list[dict[str, Any]] = []
-    dataset = CocoDataset() if args.save_polygons else None
-    tables: list[Any] = []
-    failures: list[str] = []
-    done = 0
-    try:
-        for position, (path, name, det) in enumerate(zip(paths, names, bar), start=1):
-            if isinstance(det, PredictionFailure):
-                failures.append(det.message)
-                if report:
-                    _report(det.message)
-                continue
-            image_id = _image_id(path, position)
-            (out / f"{name}.json").write_text(json.dumps({"image_id": image_id, **det.to_dict()}))
-            records += det.to_coco(image_id)
-            if dataset is not None:
-                dataset.add(path, image_id, det)
-            if args.save_csv:
-                tables.append(detections_table(det, image=str(path), image_id=image_id))
-            if not args.no_plot:
-                suffix = path.suffix.lower() if path.suffix.lower() in (".jpg", ".jpeg", ".png") else ".png"
-                det.plot().save(out / f"{name}{suffix}", **({"quality": 95} if suffix != ".png" else {}))
-            if args.save_masks:
-                det.save_masks(out / "masks" / name, prefix="")
-            if not args.quiet:
-                tqdm.write(f"{path}: {_counts(det.class_names)}", file=sys.stdout)
-            done += 1
-    except KeyboardInterrupt:
-        print(
-            f"yolactpp predict: interrupted after {done} of {len(paths)} images; "
-            f"{out / 'predictions.json'} holds the finished ones",
-            file=sys.stderr,
-        )
-        raise
-    finally:  # also when interrupted: the files hold what finished
-        (out / "predictions.json").write_text(json.dumps(records))
-        if dataset is not None:
-            (out / "annotations.json").write_text(json.dumps(dataset.finish(model.class_names)))
-        if tables:
-            write_csv(tables, out / "detections.csv")
-    return failures
-
-
 class _Frames:
     """A video file or live source as (frame number, time in seconds, RGB frame), with its bounds."""
 
@@ -283,7 +203,7 @@ def _run_video(model: Any, source: str, name: str, out: Path, args: argparse.Nam
     interrupted = False
     stream = model.iter_predict(frames.images(), batch_size=args.batch_size, options=options, track=track)
     unit_name = Path(source).name if frames.live is None else source
-    bar = _progress(stream, frames.total, "frame", unit_name, enabled=not args.quiet)
+    bar = progress(stream, frames.total, "frame", unit_name, enabled=not args.quiet)
     try:
         with open(out / f"{name}.jsonl", "w") as lines:
             for det in bar:
@@ -390,7 +310,7 @@ def run(args: argparse.Namespace) -> int:
     report = total > 1  # a single input that fails is the error itself (below)
     failures: list[str] = []
     if images:
-        failures += _run_images(model, images, names, out, args, options, report)
+        failures += run_images(model, images, names, out, args, options, report)
     for source, name in streams:
         try:
             finished = _run_video(model, source, name, out, args, options)
@@ -399,7 +319,7 @@ def run(args: argparse.Namespace) -> int:
                 raise
             failures.append(PredictionFailure(0, source, exc).message)
             if report:
-                _report(failures[-1])
+                report_failure(failures[-1])
             continue
         if not finished:
             print(f"stopped by Ctrl-C; results so far saved to {out}")
