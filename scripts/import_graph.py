@@ -184,7 +184,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"modules:       {len(graph)}")
     print(f"import edges:  {sum(len(t) for t in graph.values())}")
     print(f"cycles:        {len(found)} (sizes {[len(c) for c in found]})")
-    print(f"longest chain: {len(chain)} nodes: {' -> '.join(chain)}")
+    on_chain = sum(node.count(", ") + 1 if node.startswith("{") else 1 for node in chain)
+    print(f"longest chain: {len(chain)} nodes ({on_chain} modules, a cycle counting as all its modules): {' -> '.join(chain)}")
     if args.cycles:
         for component in found:
             print("cycle:", ", ".join(component))
