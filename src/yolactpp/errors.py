@@ -122,17 +122,23 @@ class PredictionFailure:
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
-def _internal(filename: str) -> bool:
-    """Frames a warning should look past: this package, and torch's module machinery between its layers."""
-    return filename.startswith(_PACKAGE_DIR) or f"{os.sep}torch{os.sep}" in filename
+def _internal_dirs() -> tuple[str, ...]:
+    """Frames a warning should look past: this package, and torch (its module machinery runs
+    between our layers) when it is loaded."""
+    torch = sys.modules.get("torch")
+    torch_file = getattr(torch, "__file__", None)
+    if torch_file is None:
+        return (_PACKAGE_DIR,)
+    return (_PACKAGE_DIR, os.path.dirname(os.path.abspath(torch_file)) + os.sep)
 
 
 def warn_caller(message: str, category: type[Warning]) -> None:
     """``warnings.warn`` attributed to the first frame outside yolactpp (and torch), i.e. the
     user's line that called into the library, however deep inside it the warning arises."""
+    internal = _internal_dirs()
     frame = sys._getframe(1)
     level = 2  # stacklevel 2 = warn_caller's caller
-    while frame.f_back is not None and _internal(frame.f_code.co_filename):
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(internal):
         frame = frame.f_back
         level += 1
     warnings.warn(message, category, stacklevel=level)

@@ -124,6 +124,8 @@ def test_without_the_extension_everything_falls_back(tmp_path: Path) -> None:
     lines = result.stdout.splitlines()
     assert "no compiled library was found: the package was installed without one" in lines[0]
     assert "NativeOpsFallbackWarning" in result.stderr and "run `yolactpp build-ops` once" in result.stderr
+    (line,) = [line for line in result.stderr.splitlines() if "NativeOpsFallbackWarning" in line]
+    assert line.startswith("<string>:11: ")  # attributed to the user's call (the fast_nms line), not a library line
     assert lines[1].startswith("refused: the native yolactpp ops are not available")
     assert lines[2] == "[0]"
 
