@@ -97,6 +97,7 @@ def _read_zoo(name: str, revision: str | None, force: bool) -> tuple[LoadedWeigh
     }
     return weights, target, _Conversion(entry, target, provenance)
 
+
 def _read_own_format(
     name_or_path: str | os.PathLike[str], revision: str | None, force_download: bool
 ) -> tuple[LoadedWeights, _Conversion | None] | None:
@@ -138,12 +139,12 @@ def _read(
     revision: str | None,
     force_download: bool,
 ) -> tuple[LoadedWeights, _Conversion | None]:
+    cfg = as_model_config(config)  # an unknown name fails before any download
     found = _read_own_format(name_or_path, revision, force_download)
     if found is None:
         # The config as given: a name still lets read_original infer the class count from the weights.
         return read_original(Path(name_or_path), config, class_names), None
     weights, conversion = found
-    cfg = as_model_config(config)
     if cfg is not None or class_names is not None:
         conversion = None  # the copy holds the published model; an override is this load's only
     if cfg is not None:
