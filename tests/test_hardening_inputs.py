@@ -70,6 +70,8 @@ def test_sizes_that_would_allocate_gigabytes_are_refused() -> None:
         ModelConfig.from_dict({**_tiny_config().to_dict(), "detect": {"top_k": 100000}})
     with pytest.raises(ConfigError, match="fpn_channels: must be an int from 1 to 4096"):
         ModelConfig.from_dict({**_tiny_config().to_dict(), "fpn_channels": 10**6})
+    with pytest.raises(ConfigError, match="anchors: must be at most 64 anchors per location"):
+        ModelConfig.from_dict({**_tiny_config().to_dict(), "anchors": {"aspect_ratios": list(range(1, 100))}})
     with pytest.raises(InvalidOptionError, match="top_k must be from 1 to 2000"):
         PredictOptions(top_k=10**9)
 

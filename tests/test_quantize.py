@@ -154,11 +154,14 @@ def test_quantized_model_predicts_and_reloads(small_int8, tmp_path: Path, capsys
     assert json.loads((tmp_path / "pred" / "0.json").read_text())["detections"] is not None
     # user mistakes: one line, exit code 2, before any model loads
     assert (
-        main(["quantize", "-m", str(root / "weights"), "--calibration", str(tmp_path / "nope"), "-o", str(copy)]) == 2
+        main(["quantize", "-m", str(root / "weights"), "--calibration", str(tmp_path / "nope"), "-o", str(tmp_path / "new.onnx")])
+        == 2
     )
     assert "no such file or folder" in capsys.readouterr().err
     assert main(["quantize", "-m", str(root / "weights"), "-o", str(tmp_path / "x.pt2")]) == 2
     assert "must end in .onnx" in capsys.readouterr().err
+    assert main(["quantize", "-m", str(root / "weights"), "-o", str(copy)]) == 2  # an earlier result: --overwrite
+    assert "exists; pass overwrite=True (--overwrite)" in capsys.readouterr().err
 
 
 def test_ray_predictor_serves_the_int8_file(small_int8) -> None:

@@ -167,6 +167,8 @@ class AnchorConfig:
         if len({len(level) for level in scales}) != 1:
             _fail("anchors.scales", "the same number of scales on every FPN level", self.scales)
         ratios = _sequence("anchors.aspect_ratios", self.aspect_ratios, allow_empty=False)
+        if len(scales[0]) * len(ratios) > MAX_LAYERS:  # anchors per location size every head output
+            _fail("anchors", f"at most {MAX_LAYERS} anchors per location (scales x aspect_ratios)", len(scales[0]) * len(ratios))
         if not isinstance(self.square, bool):
             _fail("anchors.square", "true or false", self.square)
         _set(

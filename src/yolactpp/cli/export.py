@@ -84,4 +84,4 @@ def _check_output(output: Path, args: argparse.Namespace) -> None:
 
     if output.suffix != f".{args.format}":
         raise CliError(f"output file for --format {args.format} must end in .{args.format}, got {output.name}")
-    check_output_file(output, overwrite=args.overwrite, inputs=[args.model], what="output file")
+    check_output_file(output, suffix=output.suffix, overwrite=args.overwrite, inputs=[args.model], what="output file")

@@ -75,4 +75,4 @@ def _check_output(output: Path, args: argparse.Namespace) -> Path:
 
     if output.suffix != ".onnx":
         raise CliError(f"the output is an ONNX file: its name must end in .onnx, got {output.name}")
-    return check_output_file(output, overwrite=args.overwrite, inputs=[args.model], what="output file")
+    return check_output_file(output, suffix=".onnx", overwrite=args.overwrite, inputs=[args.model], what="output file")
