@@ -19,7 +19,9 @@ OUTPUT = Path(__file__).resolve().parent.parent / "docs" / "api.md"
 
 #: (module, public names in reading order; None = the module's ``__all__``).
 SECTIONS: tuple[tuple[str, tuple[str, ...] | None], ...] = (
+    ("yolactpp.loading", ("load",)),
     ("yolactpp.model", ("YolactPP",)),
+    ("yolactpp.predictor", ("Predictor", "above_score")),
     ("yolactpp.predict_options", ("PredictOptions", "InvalidOptionError", "OptionTypeError")),
     ("yolactpp.results", ("Detections", "DetectionArrays")),
     ("yolactpp.classes", ("COCO_CLASSES", "COCO_CATEGORY_IDS", "resolve_class_ids")),
@@ -39,15 +41,18 @@ SECTIONS: tuple[tuple[str, tuple[str, ...] | None], ...] = (
     ("yolactpp.errors", None),
     ("yolactpp.concurrency", ("ModelBusyError",)),
     ("yolactpp.checkpoint", ("CheckpointError", "LoadedWeights", "read_original", "UnnamedClassesWarning")),
-    ("yolactpp.pretrained", ("read_weights",)),
+    ("yolactpp.pretrained", ("load_network", "read_weights", "pretrained_dir")),
     ("yolactpp.builder", ("build_network",)),
     ("yolactpp.registry", ("list_models", "get_model_config", "register_model", "register_backbone", "UnknownModelError")),
     ("yolactpp.config", ("ModelConfig", "BackboneConfig", "PreprocessConfig", "AnchorConfig", "DetectConfig", "ConfigError")),
     ("yolactpp.hub", None),
+    ("yolactpp.converted", None),
     ("yolactpp.manifest", ("ManifestEntry", "load_manifest")),
     ("yolactpp.serialization", None),
     ("yolactpp.ops", None),
     ("yolactpp.export", ("export_onnx", "export_pt2", "load_exported", "ExportedModel", "ExportInfo", "ExportError", "ExportFormatError")),
+    ("yolactpp.runtime", ("Runtime", "open_runtime")),
+    ("yolactpp.runtime.int8", ("int8_support", "Int8Support", "SlowInt8Warning")),
     ("yolactpp.integrations.ray", ("predict_dataset", "read_image_files", "Predictor")),  # schema: docs/ray.md
 )
 
@@ -111,6 +116,18 @@ def _is_documented_member(cls: type, name: str, value: Any) -> bool:
     return isinstance(value, (property, classmethod, staticmethod)) or inspect.isfunction(value)
 
 
+def _members(cls: type) -> dict[str, tuple[type, Any]]:
+    """The class's own members and those it inherits from yolactpp classes (e.g. ``predict`` from
+    :class:`yolactpp.predictor.Predictor`), each with the class that defines it."""
+    members: dict[str, tuple[type, Any]] = {}
+    for klass in cls.__mro__:
+        if klass.__module__.split(".")[0] != "yolactpp":
+            continue
+        for name, value in vars(klass).items():
+            members.setdefault(name, (klass, value))
+    return members
+
+
 def _render_class(qualname: str, cls: type) -> list[str]:
     if issubclass(cls, BaseException):
         bases = ", ".join(b.__name__ for b in cls.__bases__)
@@ -118,8 +135,8 @@ def _render_class(qualname: str, cls: type) -> list[str]:
     lines = [f"### class `{qualname}`", "", f"```python\n{cls.__name__}{_signature(cls)}\n```", ""]
     if _doc(cls):
         lines += [_doc(cls), ""]
-    for name, value in vars(cls).items():
-        if not _is_documented_member(cls, name, value):
+    for name, (owner, value) in _members(cls).items():
+        if not _is_documented_member(owner, name, value):
             continue
         if isinstance(value, property):
             lines += [f"#### property `{cls.__name__}.{name}`", ""]

@@ -75,7 +75,7 @@ def test_ctrl_c_still_writes_predictions_json(inputs: dict[str, Path], capsys, m
         yield next(stream)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("yolactpp.cli.predict._progress", interrupted_after_one)
+    monkeypatch.setattr("yolactpp.cli._predict_images.progress", interrupted_after_one)
     second = inputs["good"].with_name("second.png")
     shutil.copy(inputs["good"], second)
     code, _, err = _run(capsys, inputs["good"], second, "-o", inputs["out"])

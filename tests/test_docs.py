@@ -30,6 +30,24 @@ def test_api_reference_is_up_to_date() -> None:
     assert current == generated, "docs/api.md is stale: run `python scripts/gen_api_docs.py` and commit the result"
 
 
+def test_cli_reference_shows_the_real_help() -> None:
+    current = (DOCS / "cli.md").read_text()
+    assert "$ yolactpp --help" in current
+    fresh = _load_script("gen_cli_docs").render(current)
+    assert fresh == current, "docs/cli.md shows an old --help: run `python scripts/gen_cli_docs.py` and commit the result"
+
+
+def test_install_commands_work_from_a_checkout() -> None:
+    """yolactpp is not on PyPI yet: a shell block that installs it from the index would fail as written."""
+    import re
+
+    from_index = re.compile(r"""^\s*(?:\S*/)?pip install (?:--?\S+ )*['"]?yolactpp(?:\[|['"\s]|$)""")
+    for page in [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]:
+        blocks = re.findall(r"```(?:bash|sh|shell)\n(.*?)```", page.read_text(), re.S)
+        for line in "".join(blocks).splitlines():
+            assert not from_index.match(line), f"{page.name}: {line.strip()!r} installs from PyPI"
+
+
 def test_api_reference_covers_the_results_api() -> None:
     text = (DOCS / "api.md").read_text()
     for name in ("Detections.to_coco", "Detections.plot", "Detections.filter", "Detections.numpy", "YolactPP.iter_predict"):

@@ -10,17 +10,29 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import subprocess
 import sys
 import warnings
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 
 from tests.fakehub import FakeHub, sha256_of
-from yolactpp import CheckpointError, UnknownModelError, YolactPP, get_model_config, hub, manifest, serialization
+from yolactpp import (
+    CheckpointError,
+    UnknownModelError,
+    YolactPP,
+    builder,
+    checkpoint,
+    converted,
+    get_model_config,
+    hub,
+    manifest,
+)
 from yolactpp.checkpoint import read_original_checkpoint
 from yolactpp.hub import ChecksumError, ChecksumWarning, HubDownloadError
 
@@ -92,15 +104,23 @@ def _converted(name: str = NAME) -> list[Path]:
 
 
 class _Spy:
+    """Counts conversions (converted copies written) and strict loads."""
+
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.calls = 0
-        real = serialization.convert
+        self.strict_loads = 0
+        real_write, real_load = converted.write, checkpoint.load_state_dict_strict
 
-        def spy(*args: object, **kwargs: object) -> Path:
+        def write(*args: Any, **kwargs: Any) -> Path:
             self.calls += 1
-            return real(*args, **kwargs)
+            return real_write(*args, **kwargs)
 
-        monkeypatch.setattr(serialization, "convert", spy)
+        def load(*args: Any, **kwargs: Any) -> None:
+            self.strict_loads += 1
+            real_load(*args, **kwargs)
+
+        monkeypatch.setattr(converted, "write", write)
+        monkeypatch.setattr(builder, "load_state_dict_strict", load)
 
 
 # -- first download, cache hits, offline ----------------------------------------------------------
@@ -113,6 +133,7 @@ def test_download_converts_once_and_reloads_with_the_hub_gone(hf, fake_hub, orig
         model = YolactPP.from_pretrained(NAME)
     assert _same(model, reference) and model.config == get_model_config(NAME)
     assert spy.calls == 1 and fake_hub.count("GET", server="cdn") == 1
+    assert spy.strict_loads == 1  # read, checked and loaded once; the copy is written from that network
     assert hub.is_cached(NAME)
     (converted,) = _converted()
     assert converted.name == commit and converted.parent.parent.parent.parent == hf / "yolactpp"
@@ -153,6 +174,20 @@ def test_offline_mode_without_cache_says_what_to_fetch(hf, fake_hub, original, m
     assert str(hf / "hub") in message
     assert info.value.__cause__ is None and info.value.__suppress_context__
     assert fake_hub.requests == [] and not hub.is_cached(NAME)
+
+
+def test_unreachable_hub_fails_at_once_and_suggests_offline_mode(hf, fake_hub, original, caplog) -> None:
+    """No network and nothing cached: one error naming HF_HUB_OFFLINE=1, without huggingface_hub's
+    minute of retries (each logged with a traceback)."""
+    fake_hub.commit(REPO, {FILE: original})
+    fake_hub.stop()  # the port now refuses connections, as a machine without network does
+    with caplog.at_level(logging.DEBUG), pytest.raises(HubDownloadError) as info:
+        YolactPP.from_pretrained(NAME)
+    message = str(info.value)
+    assert f"the hub at {fake_hub.url} cannot be reached" in message
+    assert "Set HF_HUB_OFFLINE=1" in message
+    assert not [r for r in caplog.records if r.name.startswith("huggingface_hub")]  # no retry was tried
+    assert info.value.__cause__ is None
 
 
 def test_force_download_offline_is_refused(hf, monkeypatch) -> None:

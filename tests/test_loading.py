@@ -100,6 +100,11 @@ def test_custom_checkpoint_without_names_gets_placeholders_and_a_warning(five_cl
     with pytest.warns(UnnamedClassesWarning, match=r"predicts 5 classes but config 'yolact_resnet50' names 80; calling them class_0 \.\.\. class_4"):
         weights = read_original(five_class_pth, "yolact_resnet50")
     assert weights.config.class_names == ("class_0", "class_1", "class_2", "class_3", "class_4")
+    # The public entry point infers the count the same way (it used to turn the name into a config first).
+    with pytest.warns(UnnamedClassesWarning, match="predicts 5 classes") as record:
+        model = YolactPP.from_pretrained(five_class_pth, config="yolact_resnet50")
+    assert model.class_names == weights.config.class_names
+    assert record[0].filename == __file__  # attributed to the caller's line, not a library line
     with pytest.raises(CheckpointError, match=r"class_names has 3 name\(s\) but the weights predict 5 classes"):
         read_original(five_class_pth, "yolact_resnet50", class_names=PARTS[:3])
     with pytest.raises(CheckpointError, match="cannot infer the model config from the file name"):

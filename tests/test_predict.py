@@ -45,17 +45,17 @@ def test_batch_equals_one_by_one(model: YolactPP, images: list[np.ndarray]) -> N
 
 def test_iter_predict_streams_in_batches(model: YolactPP, images: list[np.ndarray]) -> None:
     calls = []
-    original = model._predict_arrays
+    original = model._infer
 
     def spy(arrays, *args):
         calls.append(len(arrays))
         return original(arrays, *args)
 
-    model._predict_arrays = spy  # type: ignore[method-assign]
+    model._infer = spy  # type: ignore[method-assign]
     try:
         out = list(model.iter_predict(iter(images * 2 + images[:1]), batch_size=2))
     finally:
-        del model._predict_arrays
+        del model._infer
     assert calls == [2, 2, 1]
     assert [d.image_size for d in out] == [(550, 550), (180, 320)] * 2 + [(550, 550)]
 

@@ -164,6 +164,22 @@ def test_quantized_model_predicts_and_reloads(small_int8, tmp_path: Path, capsys
     assert "exists; pass overwrite=True (--overwrite)" in capsys.readouterr().err
 
 
+def test_ray_predictor_serves_the_int8_file(small_int8) -> None:
+    """The Ray engine's per-actor Predictor loads an int8 file through yolactpp.load, as it does a checkpoint."""
+    pytest.importorskip("ray")
+    from yolactpp.integrations.ray import Predictor
+
+    _, quantized, images, _ = small_int8
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SlowInt8Warning)
+        predictor = Predictor(str(quantized.path), num_threads=1, score_threshold=0)
+    assert predictor.model.runtime == "onnxruntime" and predictor.model.info.dtype == "int8"
+    rows = predictor({"image": images[:2]}).to_pylist()
+    want = quantized.predict(images[0], score_threshold=0)
+    assert rows[0]["error"] is None and rows[0]["num_detections"] == len(want) > 0
+    assert list(rows[0]["labels"]) == want.labels.tolist()
+
+
 # -- accuracy on an oracle model -------------------------------------------------------------------
 #: Reference detections ranked below this are not counted: see test_int8_keeps_float32_detections.
 CAP_CLEAR_RANK = 30

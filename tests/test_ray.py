@@ -331,3 +331,33 @@ def test_yolactpp_does_not_import_ray_and_names_the_extra_when_it_is_missing(tmp
     assert proc.returncode == 2, proc.stderr
     assert "pip install 'yolactpp[ray]'" in proc.stdout
     assert "pip install 'yolactpp[ray]'" in proc.stderr and proc.stderr.count("\n") == 1
+
+
+# -- exported files: the same engine serves .onnx (and int8 .onnx) through yolactpp.load ----------
+@pytest.fixture(scope="module")
+def small_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    pytest.importorskip("onnxscript")
+    from tests.test_export import small_model
+
+    return small_model().export(tmp_path_factory.mktemp("onnx") / "small.onnx", format="onnx")
+
+
+def test_cli_engine_ray_predicts_with_an_onnx_file(
+    ray_instance, small_onnx: Path, images_dir: Path, tmp_path: Path
+) -> None:
+    import pyarrow.parquet as pq
+
+    from yolactpp.export import load_exported
+
+    out = tmp_path / "onnx.parquet"
+    files = ["sq_half.png", "ls_crop_corner.png", "notes.jpg"]
+    argv = ["predict", "--engine", "ray", *(str(images_dir / f) for f in files), "-m", str(small_onnx), "-o", str(out)]
+    assert main([*argv, "--concurrency", "1", "--score-threshold", "0"]) == 0
+    rows = {Path(r["path"]).name: r for r in pq.read_table(out).to_pylist()}
+    assert rows["notes.jpg"]["error"] is not None
+    local = load_exported(small_onnx)
+    for name in files[:2]:
+        det, row = local.predict(images_dir / name), rows[name]
+        assert row["error"] is None and row["num_detections"] == len(det) > 0, name
+        assert list(row["labels"]) == det.labels.tolist(), name
+        np.testing.assert_allclose(row["scores"], det.scores, rtol=1e-5, atol=1e-6, err_msg=name)

@@ -71,8 +71,9 @@ def test_iter_predict_goes_on_past_bad_items_when_asked(
     assert det.path == str(square_path) and det.labels.tolist() == square_det.labels.tolist()  # predicted as usual
     torch.testing.assert_close(det.scores, square_det.scores, atol=1e-4, rtol=0)
 
-    with pytest.warns(YolactppWarning, match=f"skipped cannot read {bad}"):
+    with pytest.warns(YolactppWarning, match=f"skipped cannot read {bad}") as record:
         skipped = list(v1_model.iter_predict([bad, square], on_error="skip"))
+    assert record[0].filename == __file__  # the line that drove the stream, not the batching loop
     assert len(skipped) == 1 and skipped[0].image_size == (550, 550)
 
     with pytest.raises(InvalidImageError, match="cannot read"):

@@ -3,6 +3,8 @@
 >>> from yolactpp import YolactPP
 >>> model = YolactPP.from_pretrained("yolact_plus_resnet50")   # doctest: +SKIP
 >>> detections = model.predict("image.jpg")                      # doctest: +SKIP
+>>> from yolactpp import load
+>>> exported = load("model.onnx")   # any model: checkpoint, folder, zoo name, .onnx, .pt2   # doctest: +SKIP
 
 Importing the package is cheap and side-effect free: submodules load on first use.
 """
@@ -12,7 +14,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from yolactpp._version import __version__
 
 _EXPORTS = {
     "YolactPP": "yolactpp.model",
@@ -39,6 +41,8 @@ _EXPORTS = {
     "ModelBusyError": "yolactpp.concurrency",
     "COCO_CLASSES": "yolactpp.classes",
     "convert": "yolactpp.serialization",
+    "load": "yolactpp.loading",
+    "Predictor": "yolactpp.predictor",
 }
 
 __all__ = [*sorted(_EXPORTS), "__version__"]
@@ -49,8 +53,10 @@ if TYPE_CHECKING:
     from yolactpp.concurrency import ModelBusyError
     from yolactpp.config import AnchorConfig, BackboneConfig, DetectConfig, ModelConfig, PreprocessConfig
     from yolactpp.errors import PredictionFailure, YolactppError, YolactppWarning
+    from yolactpp.loading import load
     from yolactpp.model import YolactPP
     from yolactpp.predict_options import PredictOptions
+    from yolactpp.predictor import Predictor
     from yolactpp.preprocess import ImageTooLargeError, InvalidImageError
     from yolactpp.registry import (
         UnknownModelError,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, cast, get_args
 
@@ -23,6 +22,7 @@ from yolactpp.errors import (
     PredictionFailure,
     YolactppWarning,
     is_item_error,
+    warn_caller,
 )
 from yolactpp.preprocess import ImageInput, to_rgb_array
 from yolactpp.results import Detections
@@ -129,4 +129,4 @@ def _predict_tolerant(
         elif keep_failures:
             yield failures[i]
         else:
-            warnings.warn(f"skipped {failures[i].message}", YolactppWarning, stacklevel=3)
+            warn_caller(f"skipped {failures[i].message}", YolactppWarning)

@@ -17,7 +17,6 @@ import dataclasses
 import os
 import pickle
 import re
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,8 +25,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from yolactpp._facts import first_line
 from yolactpp.config import ConfigError, ModelConfig
-from yolactpp.errors import InvalidArgumentTypeError, MissingFileError, YolactppError, YolactppWarning
+from yolactpp.errors import InvalidArgumentTypeError, MissingFileError, YolactppError, YolactppWarning, warn_caller
 from yolactpp.registry import as_model_config, get_model_config
 
 __all__ = [
@@ -92,18 +92,18 @@ def read_original_checkpoint(path: str | os.PathLike[str]) -> dict[str, torch.Te
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:  # any parse failure of an untrusted file means "not loadable"
-        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         refused = _unsafe_detail(str(exc))
         if isinstance(exc, pickle.UnpicklingError) and "Weights only load failed" in str(exc) and refused:
             raise CheckpointError(
                 f"refusing to load {p}: it contains Python objects other than tensors, which could run "
                 f"code when unpickled (only weights_only loading is allowed). {refused}"
             ) from None
+        detail = first_line(exc)
         if isinstance(exc, pickle.UnpicklingError) and "Weights only load failed" in str(exc):
-            first_line = "invalid pickle data"  # torch's text would suggest weights_only=False: never
+            detail = "invalid pickle data"  # torch's text would suggest weights_only=False: never
         raise CheckpointError(
             f"{p} is not a readable PyTorch checkpoint (truncated or corrupted download, or not a "
-            f".pth file): {first_line}"
+            f".pth file): {detail}"
         ) from None
     if not isinstance(obj, Mapping) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()):
         raise CheckpointError(
@@ -233,14 +233,13 @@ def with_class_names(
             )
     elif infer and count is not None and count != config.num_classes:
         names = tuple(f"class_{i}" for i in range(count))
-        warnings.warn(
+        warn_caller(
             f"{weights.source} predicts {count} classes but config {config.name!r} names {config.num_classes}; "
             f"calling them class_0 ... class_{count - 1}. Pass the real names: "
             f"YolactPP.from_pretrained(path, config={config.name!r}, class_names=[...]) "
             "(CLI: --class-names FILE, one name per line)",
             UnnamedClassesWarning,
-            stacklevel=2,
-        )
+            )
     else:
         return weights
     try:

@@ -18,7 +18,7 @@ pycocotools is imported on first use only.
 from __future__ import annotations
 
 import numbers
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import numpy as np
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CategoryIds",
+    "coco_records",
     "decode_mask_rle",
     "default_category_ids",
     "encode_mask_rle",
@@ -133,12 +134,33 @@ def to_coco_results(
     polygons: bool = False,
     tolerance: float = 1.0,
 ) -> list[dict[str, Any]]:
-    """COCO result records of one image's detections (see the module notes for conventions).
+    """COCO result records of one image's detections: :meth:`Detections.to_coco
+    <yolactpp.results.Detections.to_coco>` (which hands its arrays to :func:`coco_records`)."""
+    return detections.to_coco(
+        image_id, category_ids, kind=kind, skip_empty=skip_empty, polygons=polygons, tolerance=tolerance
+    )
 
-    ``kind="bbox"`` writes box records scored with the detection score before mask re-scoring
-    (``box_scores``), ``kind="segm"`` mask records scored with the final score, as the original's
-    two result files do (the scores differ for YOLACT++ only); ``"both"`` writes one record per
-    detection with ``bbox`` and ``segmentation`` and the final score.
+
+def coco_records(
+    names: Sequence[str],
+    labels: np.ndarray,
+    boxes: np.ndarray,
+    scores: np.ndarray,
+    masks: Callable[[list[int]], np.ndarray],
+    image_id: int | str,
+    category_ids: CategoryIds | None = None,
+    *,
+    kind: RecordKind = "both",
+    skip_empty: bool = True,
+    polygons: bool = False,
+    tolerance: float = 1.0,
+) -> list[dict[str, Any]]:
+    """COCO result records from one image's detections as numpy arrays (see the module notes).
+
+    ``labels`` [N] index ``names``; ``boxes`` [N, 4] are pixel (x1, y1, x2, y2); ``scores`` [N]
+    are the scores to write. ``masks(indices)`` returns the binary masks ``[len(indices), H, W]``
+    of the detections written (only those are computed; not called for ``kind="bbox"``).
+    ``kind="bbox"`` writes box records, ``"segm"`` mask records, ``"both"`` records with both.
 
     ``polygons=True`` writes ``segmentation`` as COCO polygons (flat ``[x1, y1, x2, y2, ...]``
     lists, see :mod:`yolactpp.polygons`, simplified within ``tolerance`` pixels) instead of RLE; a
@@ -147,31 +169,25 @@ def to_coco_results(
     if kind not in ("both", "bbox", "segm"):
         raise InvalidArgumentError(f"kind must be 'both', 'bbox' or 'segm', got {kind!r}")
     image_id = check_image_id(image_id)
-    cat_of_label = resolve_category_ids(
-        detections.names, detections.category_ids if category_ids is None else category_ids
-    )
-    if len(detections) == 0:
+    cat_of_label = resolve_category_ids(names, category_ids)
+    if len(labels) == 0:
         return []
-    from yolactpp.results import _to_numpy  # tensors or numpy arrays (exported models) alike
-
-    labels = _to_numpy(detections.labels)
-    xywh = integer_xywh(_to_numpy(detections.boxes).astype(np.float64))
+    xywh = integer_xywh(np.asarray(boxes, dtype=np.float64))
     keep = np.array([cat_of_label[label] is not None for label in labels], dtype=bool)
     if skip_empty:
         keep &= (xywh[:, 2] * xywh[:, 3]) > 0
     index = np.flatnonzero(keep)
     if index.size == 0:
         return []
-    score_source = detections.box_scores if kind == "bbox" else detections.scores
-    scores = _to_numpy(score_source).astype(np.float64)
+    scores = np.asarray(scores, dtype=np.float64)
     segmentations: list[Any] | None = None
     if kind != "bbox":
-        masks = _to_numpy(detections[index.tolist()].masks)
-        segmentations = list(encode_masks_rle(masks))
+        chosen = masks(index.tolist())
+        segmentations = list(encode_masks_rle(chosen))
         if polygons:
             from yolactpp.polygons import mask_to_polygons, polygons_to_coco
 
-            for j, mask in enumerate(masks):
+            for j, mask in enumerate(chosen):
                 outlines = polygons_to_coco(mask_to_polygons(mask, tolerance))
                 if outlines:
                     segmentations[j] = outlines

@@ -16,7 +16,9 @@ from contextlib import contextmanager
 
 from yolactpp.errors import YolactppError
 
-__all__ = ["ModelBusyError", "UseGuard"]
+__all__ = ["ModelBusyError", "UseGuard", "torch_threads"]
+
+_THREADS_LOCK = threading.Lock()
 
 
 class ModelBusyError(YolactppError, RuntimeError):
@@ -73,3 +75,24 @@ class UseGuard:
         finally:
             with self._lock:
                 self._converting = ""
+
+
+@contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """torch's intra-op thread count set to ``threads`` inside the block and restored after it.
+
+    torch's count is process-wide; this scopes it to one runner (an AOTInductor package opened with
+    ``threads=N``, a benchmark row) so that nothing else in the process inherits it. ``None``: as is.
+    """
+    if threads is None:
+        yield
+        return
+    import torch
+
+    with _THREADS_LOCK:
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)

@@ -11,6 +11,10 @@ The generic errors here serve modules without a more specific one of their own (
 
 from __future__ import annotations
 
+import os
+import sys
+import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -27,6 +31,8 @@ __all__ = [
     "YolactppError",
     "YolactppWarning",
     "is_item_error",
+    "require_extra",
+    "warn_caller",
 ]
 
 
@@ -76,6 +82,26 @@ class MissingDependencyError(YolactppError, ImportError):
     says what to install."""
 
 
+def require_extra(modules: Sequence[str], extra: str, purpose: str) -> None:
+    """Raise :class:`MissingDependencyError` naming ``pip install 'yolactpp[<extra>]'`` when one of
+    ``modules`` is not installed (checked without importing them), before any work starts."""
+    import importlib.util
+
+    missing = []
+    for name in modules:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):  # a parent package missing, or a module set to None
+            found = False
+        if not found:
+            missing.append(name)
+    if missing:
+        raise MissingDependencyError(
+            f"{purpose} needs {', '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} not installed: "
+            f"pip install 'yolactpp[{extra}]'"
+        )
+
+
 def is_item_error(exc: BaseException) -> bool:
     """Whether ``exc`` is the failure of one input item (a deliberate :class:`YolactppError`, or the
     operating system failing to read a file), as opposed to a library bug or an interrupt.
@@ -110,3 +136,28 @@ class PredictionFailure:
         text = " ".join(str(self.error).split()) or type(self.error).__name__
         label = self.source if self.source is not None else f"item {self.index}"
         return text if label in text else f"{label}: {text}"
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _internal_dirs() -> tuple[str, ...]:
+    """Frames a warning should look past: this package, and torch (its module machinery runs
+    between our layers) when it is loaded."""
+    torch = sys.modules.get("torch")
+    torch_file = getattr(torch, "__file__", None)
+    if torch_file is None:
+        return (_PACKAGE_DIR,)
+    return (_PACKAGE_DIR, os.path.dirname(os.path.abspath(torch_file)) + os.sep)
+
+
+def warn_caller(message: str, category: type[Warning]) -> None:
+    """``warnings.warn`` attributed to the first frame outside yolactpp (and torch), i.e. the
+    user's line that called into the library, however deep inside it the warning arises."""
+    internal = _internal_dirs()
+    frame = sys._getframe(1)
+    level = 2  # stacklevel 2 = warn_caller's caller
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(internal):
+        frame = frame.f_back
+        level += 1
+    warnings.warn(message, category, stacklevel=level)

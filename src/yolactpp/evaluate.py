@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from yolactpp.errors import InvalidArgumentError, MissingFileError
 
 if TYPE_CHECKING:
-    from yolactpp.model import YolactPP
+    from yolactpp.predictor import Predictor
 
 __all__ = ["METRIC_NAMES", "CocoEvalResult", "evaluate_coco"]
 
@@ -86,7 +86,7 @@ def _summarize(gt: Any, records: list[dict[str, Any]], iou_type: str, image_ids:
 
 
 def evaluate_coco(
-    model: YolactPP,
+    model: Predictor,
     annotations: str | os.PathLike[str] | dict[str, Any],
     images: str | os.PathLike[str],
     *,
@@ -100,7 +100,7 @@ def evaluate_coco(
     ``annotations`` is a COCO instances JSON file (or its loaded dict), ``images`` the folder its
     ``file_name`` entries are relative to. ``limit`` evaluates only the first N images (sorted by
     id). ``progress`` may wrap the result stream (e.g. ``lambda it, n: tqdm(it, total=n)``).
-    ``predict_kwargs`` go to :meth:`YolactPP.predict` (the default keeps every detection, as the
+    ``predict_kwargs`` go to :meth:`~yolactpp.predictor.Predictor.predict` (the default keeps every detection, as the
     original's COCO evaluation does).
     """
     if limit is not None and limit < 1:

@@ -1,31 +1,28 @@
-"""Model zoo downloads through ``huggingface_hub``, checksum verification and a converted-weights cache.
+"""Model zoo downloads through ``huggingface_hub`` and checksum verification: nothing else.
 
-``YolactPP.from_pretrained("<zoo name>")`` runs: manifest entry -> :func:`hf_hub_download` (its
-cache, ``HF_HOME``, ``HF_HUB_CACHE``, ``HF_ENDPOINT`` and ``HF_HUB_OFFLINE`` all apply) -> size and
-sha256 check where the manifest knows them -> one-time conversion to the own format
-(``config.json`` + ``model.safetensors``) under :func:`cache_dir`, keyed by model name and hub
-commit -> load. Later loads read the converted copy; the ``.pth`` is never unpickled again.
+This layer fetches files (:func:`hf_hub_download`: its cache, ``HF_HOME``, ``HF_HUB_CACHE``,
+``HF_ENDPOINT`` and ``HF_HUB_OFFLINE`` all apply) and checks them against the manifest's size and
+sha256 where it knows them. What is done with the files (conversion to the own format, kept in the
+converted-weights cache of :mod:`yolactpp.converted`, and the one strict load) happens in
+:mod:`yolactpp.pretrained`.
 
 Nothing here touches the network or the environment at import time.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
-import shutil
-import tempfile
-import warnings
 from pathlib import Path, PurePosixPath
 
-from yolactpp import __version__, serialization
 from yolactpp import manifest as _manifest
+from yolactpp._facts import first_line
+from yolactpp._version import __version__
 from yolactpp.checkpoint import CheckpointError
-from yolactpp.errors import YolactppError, YolactppWarning
+from yolactpp.errors import YolactppError, YolactppWarning, warn_caller
 from yolactpp.manifest import ManifestEntry, Metrics, ReleaseChecksum, parse_manifest
-from yolactpp.serialization import CONFIG_NAME, FORMAT_VERSION, WEIGHTS_NAME, sha256_file
+from yolactpp.serialization import CONFIG_NAME, WEIGHTS_NAME, sha256_file
 
 __all__ = [
     "CACHE_ENV",
@@ -38,11 +35,11 @@ __all__ = [
     "cache_dir",
     "download_original",
     "download_repo",
+    "fetch_original",
     "get_entry",
     "is_cached",
     "load_manifest",
     "parse_manifest",
-    "pretrained_dir",
     "verify_file",
 ]
 
@@ -51,6 +48,8 @@ logger = logging.getLogger(__name__)
 #: Environment variable that relocates the converted-weights cache (default ``$HF_HOME/yolactpp``).
 CACHE_ENV = "YOLACTPP_CACHE"
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
+#: Seconds to wait for the hub's host before calling it unreachable.
+_PROBE_TIMEOUT_S = 5.0
 
 
 class HubDownloadError(YolactppError, OSError):
@@ -103,15 +102,48 @@ def _offline() -> bool:
     return bool(constants.HF_HUB_OFFLINE)
 
 
-def _not_available_message(repo_id: str, filename: str, revision: str, model: str | None) -> str:
+def _unreachable(endpoint: str) -> str | None:
+    """Why the hub's host cannot be reached (one quick TCP connection), or None when it can.
+
+    huggingface_hub retries a file that is not cached for about a minute, logging a traceback per
+    try; this check lets a machine without network fail at once instead. Behind a proxy the direct
+    connection says nothing, so it is skipped there.
+    """
+    import socket
+    from urllib.parse import urlsplit
+
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")):
+        return None
+    parts = urlsplit(endpoint)
+    if not parts.hostname:
+        return None
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        socket.create_connection((parts.hostname, port), timeout=_PROBE_TIMEOUT_S).close()
+    except OSError as exc:
+        return first_line(exc)
+    return None
+
+
+def _in_local_cache(repo_id: str, filename: str, revision: str) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(repo_id, filename, revision=revision)
+    return isinstance(found, str) and os.path.isfile(found)
+
+
+def _not_available_message(
+    repo_id: str, filename: str, revision: str, model: str | None, unreachable: str | None = None
+) -> str:
     from huggingface_hub import constants, hf_hub_url
 
     what = f"{model}: the weights are" if model else f"{repo_id}: {filename} is"
-    reason = (
-        "offline mode is on (HF_HUB_OFFLINE=1)"
-        if _offline()
-        else f"the hub at {constants.ENDPOINT} could not be reached"
-    )
+    if _offline():
+        reason = "offline mode is on (HF_HUB_OFFLINE=1)"
+    elif unreachable is not None:
+        reason = f"the hub at {constants.ENDPOINT} cannot be reached ({unreachable})"
+    else:
+        reason = f"the hub at {constants.ENDPOINT} could not be reached"
     call = f"YolactPP.from_pretrained({(model or repo_id)!r})"
     local = (
         f"YolactPP.from_pretrained('/path/to/{filename}')"
@@ -125,12 +157,13 @@ def _not_available_message(repo_id: str, filename: str, revision: str, model: st
         f"  cache: {constants.HF_HUB_CACHE}\n"
         f"Fix: run {call} once with network access (unset HF_HUB_OFFLINE), "
         f"or download the file yourself and pass its local path: {local}."
+        + ("" if _offline() else " Working offline on purpose? Set HF_HUB_OFFLINE=1 so cached models load without network tries.")
     )
 
 
 def _hf_download(repo_id: str, filename: str, revision: str, force_download: bool, model: str | None = None) -> Path:
     """``hf_hub_download`` with its failures turned into one :class:`HubDownloadError` each."""
-    from huggingface_hub import hf_hub_download
+    from huggingface_hub import constants, hf_hub_download
     from huggingface_hub.utils import (
         EntryNotFoundError,
         HfHubHTTPError,
@@ -145,6 +178,10 @@ def _hf_download(repo_id: str, filename: str, revision: str, force_download: boo
             "but HF_HUB_OFFLINE is set"
         )
     label = f"{model}: " if model else ""
+    if not _offline() and (force_download or not _in_local_cache(repo_id, filename, revision)):
+        problem = _unreachable(constants.ENDPOINT)
+        if problem is not None:  # fail now, not after a minute of retries
+            raise HubDownloadError(_not_available_message(repo_id, filename, revision, model, problem))
     try:
         path = hf_hub_download(
             repo_id,
@@ -175,12 +212,11 @@ def _hf_download(repo_id: str, filename: str, revision: str, force_download: boo
         ) from None
     except HfHubHTTPError as exc:
         raise HubDownloadError(
-            f"{label}downloading {filename} from {repo_id} failed: {str(exc).splitlines()[0]}"
+            f"{label}downloading {filename} from {repo_id} failed: {first_line(exc)}"
         ) from exc
     except Exception as exc:  # network errors, size consistency checks, disk full...
-        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise HubDownloadError(
-            f"{label}downloading {filename} from {repo_id} (revision {revision}) failed: {detail}. "
+            f"{label}downloading {filename} from {repo_id} (revision {revision}) failed: {first_line(exc)}. "
             "Check the connection and retry; force_download=True refetches the file."
         ) from exc
     return Path(path)
@@ -230,12 +266,11 @@ def verify_file(entry: ManifestEntry, path: str | os.PathLike[str]) -> str:
             release.size is not None and size != release.size
         )
         if differs:
-            warnings.warn(
+            warn_caller(
                 f"{entry.name}: {entry.filename} from {entry.repo_id} differs from the original release "
                 f"(size {size} vs {release.size}, sha256 {digest} vs {release.sha256}; reference: {release.source}). "
                 "The hub copy is a re-upload whose own checksum is not recorded; loading it anyway.",
                 ChecksumWarning,
-                stacklevel=2,
             )
     return digest
 
@@ -243,9 +278,19 @@ def verify_file(entry: ManifestEntry, path: str | os.PathLike[str]) -> str:
 def download_original(name: str, *, revision: str | None = None, force_download: bool = False) -> Path:
     """Download (or find in the hub cache) the original ``.pth`` of zoo model ``name`` and verify it."""
     entry = _manifest.get_entry(name)
-    path = _hf_download(entry.repo_id, entry.filename, revision or entry.revision, force_download, model=name)
+    path, _ = fetch_original(entry, revision=revision, force_download=force_download)
     verify_file(entry, path)
     return path
+
+
+def fetch_original(
+    entry: ManifestEntry, *, revision: str | None = None, force_download: bool = False
+) -> tuple[Path, str | None]:
+    """The original ``.pth`` of a manifest entry from the hub (or its cache), not yet verified, and
+    the hub commit it came from (``None`` outside the hub-cache layout). The caller verifies it
+    (:func:`verify_file`) when it uses the bytes: a copy already converted at that commit need not be."""
+    path = _hf_download(entry.repo_id, entry.filename, revision or entry.revision, force_download, model=entry.name)
+    return path, _commit_of(path, entry.filename)
 
 
 def download_repo(repo_id: str, *, revision: str | None = None, force_download: bool = False) -> Path:
@@ -259,74 +304,10 @@ def download_repo(repo_id: str, *, revision: str | None = None, force_download: 
     return config_path.parent
 
 
-# -- converted cache ----------------------------------------------------------------------------
-def _converted_ok(target: Path, entry: ManifestEntry) -> bool:
-    try:
-        meta = json.loads((target / CONFIG_NAME).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    if not (target / WEIGHTS_NAME).is_file():
-        return False
-    source_sha = (meta.get("provenance") or {}).get("source_sha256") if isinstance(meta, dict) else None
-    # A checksum learnt after the conversion must still hold for the file the copy was made from.
-    return entry.sha256 is None or source_sha == entry.sha256
-
-
-def _convert_into(
-    original: Path, target: Path, entry: ManifestEntry, sha256: str, revision: str, commit: str | None
-) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
-        serialization.convert(
-            original,
-            staging,
-            config=entry.config,
-            provenance={
-                "source": entry.filename,
-                "source_sha256": sha256,
-                "hub_repo": entry.repo_id,
-                "revision": revision,
-                "commit": commit,
-                "zoo_name": entry.name,
-            },
+def __getattr__(name: str) -> object:
+    if name == "pretrained_dir":  # named, not silently gone: the conversion left the download layer
+        raise AttributeError(
+            "yolactpp.hub.pretrained_dir moved to yolactpp.pretrained.pretrained_dir (the hub module only "
+            "downloads and verifies now)"
         )
-        if target.exists():
-            shutil.rmtree(target)
-        try:
-            os.replace(staging, target)
-        except OSError:
-            if not _converted_ok(target, entry):  # not a concurrent converter that won the race
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
-def pretrained_dir(name: str, *, revision: str | None = None, force_download: bool = False) -> Path:
-    """Own-format folder of zoo model ``name``: downloaded, verified and converted once, then reused.
-
-    The folder is ``cache_dir()/converted/v1/<name>/<commit>``; with ``force_download`` both the
-    download and the conversion are redone.
-    """
-    entry = _manifest.get_entry(name)
-    rev = revision or entry.revision
-    original = _hf_download(entry.repo_id, entry.filename, rev, force_download, model=name)
-    commit = _commit_of(original, entry.filename)
-    digest: str | None = None
-    if commit is None:  # not the hub cache layout: key the copy by content instead
-        digest = verify_file(entry, original)
-    target = cache_dir() / "converted" / f"v{FORMAT_VERSION}" / name / (commit or f"sha256-{digest}")
-    if not force_download and _converted_ok(target, entry):
-        logger.debug("yolactpp: using converted weights %s", target)
-        return target
-    if digest is None:
-        digest = verify_file(entry, original)
-    logger.info("yolactpp: converting %s to %s (once)", original, target)
-    try:
-        _convert_into(original, target, entry, digest, rev, commit)
-    except CheckpointError as exc:
-        raise type(exc)(
-            f"{name}: {exc}\nIf the download was damaged, refetch it with "
-            f"YolactPP.from_pretrained({name!r}, force_download=True)."
-        ) from None
-    return target
+    raise AttributeError(f"module 'yolactpp.hub' has no attribute {name!r}")

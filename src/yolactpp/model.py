@@ -2,52 +2,48 @@
 
 from __future__ import annotations
 
-import functools
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 from torch import nn
 from typing_extensions import Self, override
 
-from yolactpp.batching import as_batch, check_stream_arguments, predict_images, stream_predictions
+from yolactpp._facts import MODEL_DTYPES
 from yolactpp.builder import build_network
 from yolactpp.checkpoint import LoadedWeights, read_original
 from yolactpp.concurrency import UseGuard
 from yolactpp.config import DetectConfig, ModelConfig
 from yolactpp.detect import detect
-from yolactpp.errors import (
-    InvalidArgumentError,
-    InvalidArgumentTypeError,
-    OnError,
-    PredictionFailure,
-)
+from yolactpp.errors import InvalidArgumentError, InvalidArgumentTypeError
 from yolactpp.network import NetworkOutput, YolactNetwork, detection_dtype
 from yolactpp.postprocess import assemble_masks, boxes_to_pixels, mask_iou_scores
-from yolactpp.predict_options import PredictOptions, ResolvedOptions
-from yolactpp.preprocess import ImageInput, preprocess
-from yolactpp.pretrained import read_weights
+from yolactpp.predict_options import ResolvedOptions
+from yolactpp.predictor import Predictor, above_score
+from yolactpp.preprocess import preprocess
+from yolactpp.pretrained import load_network
 from yolactpp.results import Detections
 from yolactpp.serialization import save_pretrained
 
 if TYPE_CHECKING:
     from yolactpp.export.predictor import ExportedModel
     from yolactpp.quantize.calibration import CalibrationSource
-    from yolactpp.tracking import Tracker
     from yolactpp.train.options import TrainOptions
     from yolactpp.train.trainer import DataSource, TrainResult
 
 __all__ = ["YolactPP"]
 
-_SUPPORTED_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
+_SUPPORTED_DTYPES = tuple(getattr(torch, name) for name in MODEL_DTYPES)
 
 
-class YolactPP(nn.Module):
+class YolactPP(nn.Module, Predictor):
     """A YOLACT / YOLACT++ instance-segmentation model.
 
-    Build one with :meth:`from_pretrained`; call :meth:`predict` on images. The model follows
+    Build one with :meth:`from_pretrained`; call :meth:`predict` / :meth:`iter_predict` on images
+    (the surface every runtime shares, :class:`yolactpp.predictor.Predictor`). The model follows
     ``.to(device)`` and ``.to(dtype)``: after ``model.to(torch.float64)`` every step, from
     preprocessing to mask re-scoring, runs in float64. As with any torch module, ``.to(...)``
     converts the model in place and returns the same object.
@@ -99,8 +95,8 @@ class YolactPP(nn.Module):
         ``.pth`` trained with ``config="yolact_base"`` on 5 classes (without names, such a file's
         classes are called ``class_0``, ... with a warning); :meth:`save_pretrained` stores them.
         """
-        weights = read_weights(name_or_path, config, class_names, revision=revision, force_download=force_download)
-        model = cls.from_weights(weights)
+        network = load_network(name_or_path, config, class_names, revision=revision, force_download=force_download)
+        model = cls(network.config, network=network)
         if device is not None or dtype is not None:
             model.to(device=device, dtype=dtype)
         return model
@@ -131,14 +127,15 @@ class YolactPP(nn.Module):
         return next(self.parameters()).dtype
 
     @property
+    @override
+    def runtime(self) -> str:
+        """What executes the model: ``"torch"`` (eager PyTorch)."""
+        return "torch"
+
+    @property
     def device(self) -> torch.device:
         """The device the weights are on."""
         return next(self.parameters()).device
-
-    @property
-    def class_names(self) -> tuple[str, ...]:
-        """The names of the classes the model predicts; label ``i`` is ``class_names[i]``."""
-        return self.config.class_names
 
     def _memory_format(self) -> torch.memory_format:
         """channels_last when the model was converted with ``.to(memory_format=torch.channels_last)``."""
@@ -158,59 +155,9 @@ class YolactPP(nn.Module):
         """Raw network outputs for a preprocessed batch ``[B, 3, S, S]``."""
         return self.network(x)
 
-    # -- inference ----------------------------------------------------------------------------
-    @overload
-    def predict(self, images: ImageInput, options: PredictOptions | None = None, **kwargs: Any) -> Detections: ...
-
-    @overload
-    def predict(
-        self, images: Sequence[ImageInput], options: PredictOptions | None = None, **kwargs: Any
-    ) -> list[Detections]: ...
-
-    def predict(
-        self,
-        images: ImageInput | Sequence[ImageInput],
-        options: PredictOptions | None = None,
-        **kwargs: Any,
-    ) -> Detections | list[Detections]:
-        """Detect and segment objects in one image or a list of images (run as one batch).
-
-        Images of different sizes can share a batch (each is resized to the square input).
-        ``options`` (a :class:`~yolactpp.PredictOptions`) says how detections are chosen; keyword
-        arguments are its fields (``score_threshold``, ``top_k``, ``conf_threshold``,
-        ``iou_threshold``, ``max_detections``, ``classes``) and build one, or override fields of
-        ``options``. Unset thresholds come from the model config (200, 0.05, 0.5, 100);
-        ``score_threshold=0`` keeps everything the original's ``postprocess(..., score_threshold=0)``
-        returns. Unknown class names raise ``ValueError``.
-        """
-        batch, single = as_batch(images)
-        resolved = self._resolve_options(options, kwargs)
-        if not batch:
-            return []
-        results = predict_images(batch, functools.partial(self._predict_read, options=resolved))
-        return results[0] if single else results
-
-    def _resolve_options(self, options: PredictOptions | None, kwargs: dict[str, Any]) -> ResolvedOptions:
-        """Validate the options once, before any image is read, against this model's defaults and names."""
-        return PredictOptions.build(options, **kwargs).resolve(self.config.detect, self.config.class_names)
-
-    def _predict_read(self, arrays: list[Any], paths: list[str | None], options: ResolvedOptions) -> list[Detections]:
-        """Predict images already read into RGB arrays; ``paths`` go into the results."""
-        if not arrays:
-            return []
-        results = self._predict_arrays(arrays, options.settings, options.score_threshold, options.class_ids)
-        for result, array, path in zip(results, arrays, paths):
-            result.image = array
-            result.path = path
-        return results
-
-    def _predict_arrays(
-        self,
-        arrays: list[Any],
-        settings: DetectConfig,
-        score_threshold: float,
-        class_ids: tuple[int, ...] | None = None,
-    ) -> list[Detections]:
+    # -- inference: the eager runtime's step of the predictor contract (yolactpp.predictor) ----
+    @override
+    def _infer(self, arrays: list[np.ndarray], options: ResolvedOptions) -> list[Detections]:
         dtype = self.dtype
         if dtype not in _SUPPORTED_DTYPES:
             raise InvalidArgumentTypeError(f"unsupported model dtype {dtype}")
@@ -219,7 +166,7 @@ class YolactPP(nn.Module):
             x = prepared.tensor.to(dtype=dtype, memory_format=self._memory_format())
             out = self.network(x)
             return [
-                self._postprocess(out, i, size, settings, score_threshold, class_ids)
+                above_score(self._postprocess(out, i, size, options.settings, options.class_ids), options.score_threshold)
                 for i, size in enumerate(prepared.sizes)
             ]
 
@@ -229,7 +176,6 @@ class YolactPP(nn.Module):
         index: int,
         size: tuple[int, int],
         settings: DetectConfig,
-        score_threshold: float,
         class_ids: tuple[int, ...] | None = None,
     ) -> Detections:
         height, width = size
@@ -248,7 +194,7 @@ class YolactPP(nn.Module):
         if self.network.maskiou_net is not None:
             mask_iou = mask_iou_scores(self.network.maskiou_net, soft_masks, raw.labels)
             scores = scores * mask_iou
-        result = Detections(
+        return Detections(
             boxes=boxes_to_pixels(raw.boxes, width, height),
             scores=scores,
             labels=raw.labels,
@@ -259,9 +205,6 @@ class YolactPP(nn.Module):
             mask_iou=mask_iou,
             category_ids=self.config.category_ids,
         )
-        if score_threshold > 0:
-            result = result[result.scores > score_threshold]
-        return result
 
     def export(self, path: str | os.PathLike[str], format: str = "onnx", **kwargs: Any) -> Path:
         """Export the whole model (network through detection, masks and re-scoring) to one file.
@@ -342,62 +285,3 @@ class YolactPP(nn.Module):
     @override
     def extra_repr(self) -> str:
         return f"config={self.config.name!r}"
-
-    @overload
-    def iter_predict(
-        self,
-        images: Iterable[ImageInput],
-        batch_size: int = 1,
-        options: PredictOptions | None = None,
-        *,
-        track: bool | Tracker = False,
-        on_error: Literal["raise", "skip"] = "raise",
-        **kwargs: Any,
-    ) -> Iterator[Detections]: ...
-
-    @overload
-    def iter_predict(
-        self,
-        images: Iterable[ImageInput],
-        batch_size: int = 1,
-        options: PredictOptions | None = None,
-        *,
-        track: bool | Tracker = False,
-        on_error: Literal["yield"],
-        **kwargs: Any,
-    ) -> Iterator[Detections | PredictionFailure]: ...
-
-    def iter_predict(
-        self,
-        images: Iterable[ImageInput],
-        batch_size: int = 1,
-        options: PredictOptions | None = None,
-        *,
-        track: bool | Tracker = False,
-        on_error: OnError = "raise",
-        **kwargs: Any,
-    ) -> Iterator[Detections] | Iterator[Detections | PredictionFailure]:
-        """Predict over any iterable of images (a list, a generator, video frames), lazily.
-
-        Images are pulled from ``images`` ``batch_size`` at a time, run as one batch (sizes may
-        differ) and yielded one :class:`Detections` per image, in input order, so an endless
-        stream works in constant memory. ``options`` and ``kwargs`` are :meth:`predict`'s; they
-        and ``batch_size`` are checked here, before the first image is read.
-
-        ``on_error`` says what happens to an item that cannot be read (a corrupt, missing or
-        oversized image file, an array of the wrong shape: an error for which
-        :func:`yolactpp.errors.is_item_error` holds): ``"raise"`` (default) ends the stream with
-        that error; ``"skip"`` leaves the item out with a :class:`~yolactpp.YolactppWarning` naming
-        it; ``"yield"`` yields a :class:`~yolactpp.PredictionFailure` (its position, path and
-        error) in its place, so results stay aligned with the inputs. The other items of its batch
-        are predicted either way. Other exceptions (library bugs, out of memory, an error raised by
-        the ``images`` iterator itself) always propagate.
-
-        ``track=True`` treats the images as consecutive frames of one video and gives every
-        detection a ``track_id`` (ByteTrack, the ``track`` extra); pass a
-        :class:`yolactpp.tracking.Tracker` instead to choose its settings (e.g. the frame rate).
-        """
-        check_stream_arguments(batch_size, on_error)
-        resolved = self._resolve_options(options, kwargs)
-        predict_read = functools.partial(self._predict_read, options=resolved)
-        return stream_predictions(images, batch_size, on_error, predict_read, track)

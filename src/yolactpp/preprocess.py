@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias, Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from yolactpp._facts import is_url
 from yolactpp.config import PreprocessConfig
 from yolactpp.errors import YolactppError
 
@@ -48,7 +49,6 @@ __all__ = [
 #: Images smaller than this on either side carry no usable content and are rejected.
 MIN_IMAGE_SIDE = 2
 
-_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 if TYPE_CHECKING:
     import torch
@@ -96,7 +96,7 @@ class ImageTooLargeError(InvalidImageError):
 def load_image(path: str | os.PathLike[str]) -> Image.Image:
     """Open an image file with EXIF orientation applied."""
     text = os.fspath(path)
-    if isinstance(text, str) and _URL.match(text):
+    if is_url(text):
         raise InvalidImageError(
             f"{text} is a URL; yolactpp does not download images: fetch it first and pass the file, "
             "its bytes through yolactpp.preprocess.decode_image, or a PIL image"

@@ -363,17 +363,28 @@ class Detections:
         tolerance: float = 1.0,
     ) -> list[dict[str, Any]]:
         """COCO result records (``image_id``, ``category_id``, ``bbox`` [x, y, w, h], ``score``,
-        ``segmentation`` RLE) as the original writes them; see :func:`yolactpp.coco.to_coco_results`.
+        ``segmentation`` RLE) as the original writes them; see :func:`yolactpp.coco.coco_records`.
 
         ``category_ids`` defaults to the ids the model was trained with (:attr:`category_ids`; a
         fine-tuned model's dataset ids), else the COCO ids for the 80 COCO classes and ``1..N``.
         ``polygons=True`` writes each ``segmentation`` as COCO polygons (see :meth:`polygons`;
         ``tolerance`` in pixels) instead of RLE, for labelling tools.
         """
-        from yolactpp.coco import to_coco_results
+        from yolactpp.coco import coco_records
 
-        return to_coco_results(
-            self, image_id, category_ids, kind=kind, skip_empty=skip_empty, polygons=polygons, tolerance=tolerance
+        scores = self.box_scores if kind == "bbox" else self.scores  # the original's two result files
+        return coco_records(
+            self.names,
+            _to_numpy(self.labels),
+            _to_numpy(self.boxes),
+            _to_numpy(scores),
+            lambda index: _to_numpy(self[index].masks),
+            image_id,
+            category_ids,
+            kind=kind,
+            skip_empty=skip_empty,
+            polygons=polygons,
+            tolerance=tolerance,
         )
 
     def polygons(self, tolerance: float = 1.0) -> list[list[np.ndarray]]:

@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from yolactpp import __version__
+from yolactpp._facts import first_line
+from yolactpp._version import __version__
 from yolactpp.builder import build_network
 from yolactpp.checkpoint import CheckpointError, LoadedWeights, read_original
 from yolactpp.config import ModelConfig
@@ -35,6 +36,7 @@ __all__ = [
     "FORMAT_VERSION",
     "WEIGHTS_NAME",
     "convert",
+    "network_state",
     "read_pretrained_dir",
     "save_pretrained",
     "sha256_file",
@@ -59,7 +61,8 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
-def _network_state(network: nn.Module) -> dict[str, torch.Tensor]:
+def network_state(network: nn.Module) -> dict[str, torch.Tensor]:
+    """A network's weights as the own format stores them: CPU, contiguous, no BatchNorm counters."""
     return {
         k: v.detach().to("cpu").contiguous()
         for k, v in network.state_dict().items()
@@ -82,7 +85,7 @@ def save_pretrained(
     model: YolactPP, directory: str | os.PathLike[str], *, provenance: Mapping[str, Any] | None = None
 ) -> Path:
     """Write ``config.json`` and ``model.safetensors`` for ``model`` into ``directory``; return it."""
-    return write_pretrained(directory, model.config, _network_state(model.network), provenance=provenance)
+    return write_pretrained(directory, model.config, network_state(model.network), provenance=provenance)
 
 
 def write_pretrained(
@@ -141,8 +144,9 @@ def _read_weights(path: Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(path, device="cpu")
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise CheckpointError(f"{path} is not a readable safetensors file (truncated or corrupted?): {first}") from None
+        raise CheckpointError(
+            f"{path} is not a readable safetensors file (truncated or corrupted?): {first_line(exc)}"
+        ) from None
 
 
 def read_pretrained_dir(directory: str | os.PathLike[str], source: str | None = None) -> LoadedWeights:
@@ -185,4 +189,4 @@ def convert(
     info = {"source": source.name, **(provenance or {})}
     if "source_sha256" not in info:
         info["source_sha256"] = sha256_file(source)
-    return write_pretrained(output_dir, weights.config, _network_state(network), provenance=info)
+    return write_pretrained(output_dir, weights.config, network_state(network), provenance=info)

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from yolactpp._facts import VIDEO_SUFFIXES
 from yolactpp.errors import MissingDependencyError, MissingFileError, YolactppError
 
 __all__ = [
@@ -33,7 +34,6 @@ __all__ = [
 ]
 
 #: File suffixes treated as videos (lower case).
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")
 
 _DEFAULT_FPS = Fraction(25)
 

@@ -84,6 +84,7 @@ def test_torch_mismatch_falls_back_with_one_warning_naming_the_fix(mismatched: P
     with pytest.warns(ops.NativeOpsFallbackWarning) as caught:
         out = ops.deform_conv2d(x, offset, weight, padding=1)
     (warning,) = caught
+    assert warning.filename == __file__  # the caller's line, not the loader's
     text = str(warning.message)
     assert "built for torch 2.0.0+cu118" in text and "`yolactpp build-ops`" in text and "YOLACTPP_OPS_WARN=0" in text
     assert issubclass(ops.NativeOpsFallbackWarning, UserWarning)

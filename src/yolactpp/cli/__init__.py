@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from yolactpp.cli import benchmark, build_ops, convert, evaluate, export, models, predict, quantize, train
-from yolactpp.cli._common import ArgumentParser, is_user_error, one_line
+from yolactpp.cli._common import ArgumentParser, is_user_error, one_line, warnings_above_progress_bars
 
 __all__ = ["build_parser", "main"]
 
@@ -22,7 +22,7 @@ _COMMANDS = (predict, evaluate, train, benchmark, models, convert, build_ops, ex
 
 def build_parser() -> ArgumentParser:
     """The argument parser of the ``yolactpp`` command."""
-    from yolactpp import __version__
+    from yolactpp._version import __version__
 
     parser = ArgumentParser(
         prog="yolactpp",
@@ -44,7 +44,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exit_:  # --help, --version and argument errors (already printed)
         return exit_.code if isinstance(exit_.code, int) else 0
     try:
-        return int(args.run(args) or 0)
+        with warnings_above_progress_bars():
+            return int(args.run(args) or 0)
     except KeyboardInterrupt:
         print("yolactpp: interrupted", file=sys.stderr)
         return 130

@@ -3,23 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import glob
 import os
-import re
-from collections.abc import Callable
+import sys
+import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from yolactpp._facts import IMAGE_SUFFIXES, MODEL_DTYPES, VIDEO_SUFFIXES, is_url
 from yolactpp.errors import MissingFileError, YolactppError
 
 if TYPE_CHECKING:
+    from yolactpp.export.predictor import ExportedModel
     from yolactpp.model import YolactPP
     from yolactpp.predict_options import PredictOptions
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")  # = yolactpp.video.VIDEO_SUFFIXES (no av import here)
-DTYPES = ("float32", "float64", "bfloat16", "float16")
-_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+DTYPES = MODEL_DTYPES  # float16 too: the GPU check benchmarks it (slow or missing on most CPUs)
 
 
 class CliError(YolactppError):
@@ -40,6 +41,27 @@ def is_user_error(exc: BaseException) -> bool:
     qualify; anything else is a bug and keeps its traceback.
     """
     return isinstance(exc, (YolactppError, FileNotFoundError))
+
+
+@contextlib.contextmanager
+def warnings_above_progress_bars() -> Iterator[None]:
+    """Print warnings through ``tqdm.write`` while a command runs, so that one arising mid-run
+    (e.g. a fallback kernel) is printed above the progress bar instead of inside it."""
+    previous = warnings.showwarning
+
+    def show(
+        message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None, line: str | None = None
+    ) -> None:
+        from tqdm import tqdm
+
+        text = warnings.formatwarning(message, category, filename, lineno, line).rstrip("\n")
+        tqdm.write(text, file=file or sys.stderr)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = previous
 
 
 def one_line(exc: BaseException) -> str:
@@ -102,7 +124,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model")
     group.add_argument(
         "-m", "--model", required=True,
-        help="weights: a .pth checkpoint path (anything YolactPP.from_pretrained accepts)",
+        help="the model: an original .pth checkpoint, a save_pretrained folder, a zoo name (`yolactpp models`), "
+        "an owner/name hub repo, or an exported .onnx (float or int8) / .pt2 file",
     )  # fmt: skip
     group.add_argument("--config", metavar="NAME", help="model config name, when it cannot be inferred from the weights")
     add_class_names_argument(group)
@@ -155,42 +178,30 @@ def resolve_device(name: str | None) -> Any:
     return device
 
 
-EXPORTED_SUFFIXES = (".onnx", ".pt2")
+def load_model(args: argparse.Namespace) -> YolactPP | ExportedModel:
+    """The model named by ``--model`` (:func:`yolactpp.load`): on ``--device`` in ``--dtype`` for
+    checkpoints, folders and names; an exported ``.onnx`` / ``.pt2`` file as it was exported (for
+    ``.onnx`` torch is not imported)."""
+    from yolactpp.loading import is_exported_file, load
 
-
-def load_model(args: argparse.Namespace) -> YolactPP:
-    """The model named by ``--model``/``--config``, on ``--device`` in ``--dtype``.
-
-    An exported ``.onnx`` / ``.pt2`` file gives a :class:`yolactpp.export.ExportedModel` (same
-    predict surface); for ``.onnx`` torch is not imported.
-    """
-    if Path(args.model).suffix.lower() in EXPORTED_SUFFIXES:
-        return _load_exported(args)
-    import torch
-
-    from yolactpp.model import YolactPP
-
-    device = resolve_device(args.device)
-    model = YolactPP.from_pretrained(args.model, config=args.config, class_names=read_class_names(args.class_names))
-    return model.to(device=device, dtype=getattr(torch, args.dtype))
-
-
-def _load_exported(args: argparse.Namespace) -> Any:
-    from yolactpp.export import load_exported
-
-    if args.config is not None:
-        raise CliError("--config does not apply to an exported model (the file carries its config)")
-    if getattr(args, "dtype", "float32") != "float32":
-        raise CliError("--dtype does not apply to an exported model (its precision was chosen at export)")
-    device = getattr(args, "device", None)
-    if Path(args.model).suffix.lower() == ".onnx":
-        providers = None
-        if device is not None and device != "cpu":
-            if not device.startswith("cuda"):
-                raise CliError(f"ONNX models run on cpu or cuda, got --device {device!r}")
-            providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
-        return load_exported(args.model, providers=providers, threads=getattr(args, "threads", None))
-    return load_exported(args.model, device=device, threads=getattr(args, "threads", None))
+    dtype = getattr(args, "dtype", "float32")
+    threads = getattr(args, "threads", None)
+    if is_exported_file(args.model):
+        return load(
+            args.model,
+            config=args.config,
+            class_names=read_class_names(getattr(args, "class_names", None)),
+            device=getattr(args, "device", None),
+            dtype=None if dtype == "float32" else dtype,
+            threads=threads,
+        )
+    return load(
+        args.model,
+        config=args.config,
+        class_names=read_class_names(getattr(args, "class_names", None)),
+        device=resolve_device(args.device),
+        dtype=dtype,
+    )
 
 
 def parse_classes(values: list[str] | None) -> list[str | int] | None:
@@ -227,7 +238,7 @@ def collect_sources(specs: list[str]) -> list[Path]:
     """Files, folders (their images and videos, not recursive) and globs -> unique paths, in order."""
     found: list[Path] = []
     for spec in specs:
-        if _URL.match(spec):
+        if is_url(spec):
             raise CliError(
                 f"{spec} is a URL; the local engine reads local files only: download it first "
                 "(--engine ray reads s3://, gs://, ... URIs)"

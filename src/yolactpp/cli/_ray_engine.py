@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import re
 import sys
 import time
 from collections.abc import Iterator
@@ -19,8 +18,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from yolactpp._facts import IMAGE_SUFFIXES, is_url
 from yolactpp.cli._common import (
-    IMAGE_SUFFIXES,
     CliError,
     collect_sources,
     is_video,
@@ -32,15 +31,14 @@ from yolactpp.cli._common import (
 if TYPE_CHECKING:
     from yolactpp.predict_options import PredictOptions
 
-_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 #: Ray uses the loopback address as the node address when this is "0" (a one-machine cluster).
 _LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
 
 def _sources(specs: list[str]) -> list[str]:
     """URIs as given; local files, folders and globs resolved to absolute image paths."""
-    uris = [s for s in specs if _URI.match(s)]
-    local = [s for s in specs if not _URI.match(s)]
+    uris = [s for s in specs if is_url(s)]
+    local = [s for s in specs if not is_url(s)]
     paths = collect_sources(local) if local else []
     videos = [p for p in paths if is_video(p)]
     if videos:
@@ -92,9 +90,10 @@ def _check_model(args: argparse.Namespace, options: PredictOptions) -> None:
     """Load the model and check the options here, before any actor starts: a bad checkpoint, config
     or class name then raises its own error type (one line, exit 2) instead of killing the actors,
     and any error the actors still raise is a bug (traceback)."""
-    from yolactpp.model import YolactPP
+    from yolactpp.loading import is_exported_file, load
 
-    YolactPP.from_pretrained(args.model, config=args.config).predict([], options)
+    dtype = None if is_exported_file(args.model) and args.dtype == "float32" else args.dtype
+    load(args.model, config=args.config, class_names=read_class_names(args.class_names), dtype=dtype).predict([], options)
 
 
 def _write_parquet_file(results: Any, path: Path) -> tuple[int, list[tuple[str, str]], int]:
@@ -140,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
         from yolactpp.integrations.ray import predict_dataset, read_image_files
 
         extensions = [s.lstrip(".") for s in IMAGE_SUFFIXES]
-        dataset = read_image_files(sources, file_extensions=extensions if any(_URI.match(s) for s in sources) else None)
+        dataset = read_image_files(sources, file_extensions=extensions if any(is_url(s) for s in sources) else None)
         results = predict_dataset(
             dataset,
             args.model,
@@ -154,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
             dtype=args.dtype,
             options=options,
         )
-        if output.endswith(".parquet") and not _URI.match(output):
+        if output.endswith(".parquet") and not is_url(output):
             summary: tuple[int, list[tuple[str, str]], int] | None = _write_parquet_file(results, Path(output))
         else:
             results.write_parquet(output)

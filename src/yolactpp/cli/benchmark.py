@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +17,7 @@ from yolactpp.cli._common import (
     non_negative_int,
     positive_int,
 )
+from yolactpp.concurrency import torch_threads
 
 NAME = "benchmark"
 
@@ -71,22 +70,6 @@ def _model_arguments(args: argparse.Namespace) -> list[argparse.Namespace]:
     return out
 
 
-@contextlib.contextmanager
-def _torch_threads(threads: int | None) -> Iterator[None]:
-    """torch's intra-op thread count set for the block and restored after (``main`` may run in-process)."""
-    if threads is None:
-        yield
-        return
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 def run(args: argparse.Namespace) -> int:
     from yolactpp.benchmark import benchmark_predict, format_table
     from yolactpp.preprocess import load_image
@@ -101,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     results = []
     for spec in specs:
         model = load_model(spec)
-        with _torch_threads(args.threads if getattr(model, "runtime", "torch") == "torch" else None):
+        with torch_threads(args.threads if getattr(model, "runtime", "torch") == "torch" else None):
             results.append(
                 benchmark_predict(
                     model,

@@ -12,18 +12,19 @@ with its output files closed and complete.
 
 ``--engine ray`` runs the images on Ray Data actors instead and writes one parquet row per image
 (:mod:`yolactpp.cli._ray_engine`).
+
+This module holds the parser and the run: which inputs, which engine, the checks before the model
+loads. The jobs live beside it: image runs in :mod:`~yolactpp.cli._predict_images`, video and live
+runs in :mod:`~yolactpp.cli._predict_video`, the COCO/CSV writers and the output plan in
+:mod:`~yolactpp.cli._predict_outputs`.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
-import math
-import re
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,10 +41,17 @@ from yolactpp.cli._common import (
     unique_stem,
     unit_float,
 )
+from yolactpp.cli._predict_images import report_failure, run_images
+from yolactpp.cli._predict_outputs import (
+    RESULT_STEMS,
+    check_outputs,
+    planned_outputs,
+)
+from yolactpp.cli._predict_video import live_name, run_video, split_live
 from yolactpp.errors import PredictionFailure, is_item_error
 
 if TYPE_CHECKING:
-    from yolactpp.predict_options import PredictOptions
+    pass
 
 NAME = "predict"
 ENGINES = ("local", "ray")
@@ -130,303 +138,6 @@ def add_parser(subparsers: Any) -> None:
     parser.set_defaults(run=run)
 
 
-def _counts(names: list[str]) -> str:
-    if not names:
-        return "no detections"
-    parts = ", ".join(f"{n} {name}" for name, n in Counter(names).most_common())
-    return f"{len(names)} detection{'s' if len(names) != 1 else ''} ({parts})"
-
-
-def _image_id(path: Path, position: int) -> int:
-    """COCO image id: the file stem when it is a number (COCO file names), else the 1-based position."""
-    return int(path.stem) if path.stem.isdigit() else position
-
-
-def _progress(iterable: Any, total: int | None, unit: str, desc: str | None, enabled: bool) -> Any:
-    from tqdm import tqdm
-
-    return tqdm(iterable, total=total, unit=unit, desc=desc, disable=not enabled, file=sys.stderr, leave=False)
-
-
-def _report(message: str) -> None:
-    """One failed input, on stderr (also with --quiet: it is a warning, not progress)."""
-    from tqdm import tqdm
-
-    tqdm.write(f"yolactpp predict: skipped {message}", file=sys.stderr)
-
-
-def _run_images(
-    model: Any, paths: list[Path], names: list[str], out: Path, args: argparse.Namespace, options: PredictOptions,
-    report: bool,
-) -> list[str]:
-    """Predict and write every image; returns the messages of those that could not be read (each
-    also reported on stderr when ``report``). ``predictions.json`` is written even when
-    interrupted, with the images finished by then."""
-    from tqdm import tqdm
-
-    stream = model.iter_predict((str(p) for p in paths), batch_size=args.batch_size, options=options, on_error="yield")
-    bar = _progress(stream, len(paths), "image", None, enabled=not args.quiet and len(paths) > 1)
-    records: list[dict[str, Any]] = []
-    dataset = _CocoDataset() if args.save_polygons else None
-    tables: list[Any] = []
-    failures: list[str] = []
-    done = 0
-    try:
-        for position, (path, name, det) in enumerate(zip(paths, names, bar), start=1):
-            if isinstance(det, PredictionFailure):
-                failures.append(det.message)
-                if report:
-                    _report(det.message)
-                continue
-            image_id = _image_id(path, position)
-            (out / f"{name}.json").write_text(json.dumps({"image_id": image_id, **det.to_dict()}))
-            records += det.to_coco(image_id)
-            if dataset is not None:
-                dataset.add(path, image_id, det)
-            if args.save_csv:
-                tables.append(_table(det, image=str(path), image_id=image_id))
-            if not args.no_plot:
-                suffix = path.suffix.lower() if path.suffix.lower() in (".jpg", ".jpeg", ".png") else ".png"
-                det.plot().save(out / f"{name}{suffix}", **({"quality": 95} if suffix != ".png" else {}))
-            if args.save_masks:
-                det.save_masks(out / "masks" / name, prefix="")
-            if not args.quiet:
-                tqdm.write(f"{path}: {_counts(det.class_names)}", file=sys.stdout)
-            done += 1
-    except KeyboardInterrupt:
-        print(
-            f"yolactpp predict: interrupted after {done} of {len(paths)} images; "
-            f"{out / 'predictions.json'} holds the finished ones",
-            file=sys.stderr,
-        )
-        raise
-    finally:  # also when interrupted: the files hold what finished
-        (out / "predictions.json").write_text(json.dumps(records))
-        if dataset is not None:
-            (out / "annotations.json").write_text(json.dumps(dataset.finish(model.class_names, model.config.category_ids)))
-        if tables:
-            _write_csv(tables, out / "detections.csv")
-    return failures
-
-
-class _CocoDataset:
-    """A COCO dataset file (images, categories, annotations with polygon masks): what labelling
-    tools such as CVAT ("COCO 1.0") and Label Studio import as pre-annotations."""
-
-    def __init__(self) -> None:
-        self.images: list[dict[str, Any]] = []
-        self.annotations: list[dict[str, Any]] = []
-
-    def add(self, path: Path, image_id: int, det: Any) -> None:
-        import numpy as np
-
-        from yolactpp.polygons import polygon_area
-
-        height, width = det.image_size
-        self.images.append({"id": image_id, "file_name": path.name, "width": width, "height": height})
-        for record in det.to_coco(image_id, polygons=True, skip_empty=False):
-            if not isinstance(record["segmentation"], list):
-                continue  # a mask too small to outline
-            area = sum(polygon_area(np.reshape(p, (-1, 2))) for p in record["segmentation"])
-            self.annotations.append({"id": len(self.annotations) + 1, "iscrowd": 0, "area": round(area, 2), **record})
-
-    def finish(self, class_names: tuple[str, ...], category_ids: tuple[int, ...] | None) -> dict[str, Any]:
-        from yolactpp.coco import default_category_ids
-
-        ids = default_category_ids(class_names) if category_ids is None else category_ids
-        categories = [{"id": int(i), "name": n, "supercategory": ""} for i, n in zip(ids, class_names)]
-        return {"images": self.images, "annotations": self.annotations, "categories": categories}
-
-
-def _table(det: Any, **leading: Any) -> Any:
-    """``det.to_pandas()`` with constant columns (image, frame, ...) in front."""
-    table = det.to_pandas()
-    for position, (column, value) in enumerate(leading.items()):
-        table.insert(position, column, value)
-    return table
-
-
-def _write_csv(tables: list[Any], path: Path) -> None:
-    import pandas as pd
-
-    pd.concat(tables, ignore_index=True).to_csv(path, index=False)
-
-
-class _Frames:
-    """A video file or live source as (frame number, time in seconds, RGB frame), with its bounds."""
-
-    def __init__(self, source: str, args: argparse.Namespace) -> None:
-        from yolactpp.live import LiveStream, is_live_source
-
-        self.source = source
-        self.live: Any = None
-        if is_live_source(source):
-            self.live = LiveStream(source, max_frames=args.max_frames, duration=args.duration)
-            self.fps, self.total = self.live.fps, args.max_frames
-        else:
-            from yolactpp.video import probe_video
-
-            info = probe_video(source)
-            self.fps = info.fps
-            limits = [n for n in (info.frames, args.max_frames) if n is not None]
-            if args.duration is not None:
-                limits.append(max(1, math.ceil(args.duration * float(info.fps))))
-            self.total = min(limits) if limits else None
-        self.positions: list[tuple[int, float]] = []  # (frame number, time) of each frame handed out
-
-    def images(self) -> Any:
-        if self.live is not None:
-            for item in self.live:
-                self.positions.append((item.index, item.time))
-                yield item.image
-            return
-        from yolactpp.video import read_frames
-
-        frames = read_frames(self.source)
-        try:
-            for index, image in enumerate(frames):
-                if self.total is not None and index >= self.total:
-                    return
-                self.positions.append((index, float(index / self.fps)))
-                yield image
-        finally:
-            frames.close()
-
-    def close(self) -> None:
-        if self.live is not None:
-            self.live.close()
-
-
-def _run_video(model: Any, source: str, name: str, out: Path, args: argparse.Namespace, options: PredictOptions) -> bool:
-    """Predict every frame of a video or live source; returns False when Ctrl-C stopped it."""
-    import numpy as np
-
-    from yolactpp.polygons import polygons_to_coco
-    from yolactpp.video import VideoWriter
-
-    track: Any = False
-    if args.track:
-        from yolactpp.tracking import Tracker
-
-        track = Tracker()  # made before a live source opens, so no frame waits for the import
-    frames = _Frames(source, args)
-    if args.track:
-        track = Tracker(frame_rate=float(frames.fps))
-    writer = None
-    tables: list[Any] = []
-    done = 0
-    interrupted = False
-    stream = model.iter_predict(frames.images(), batch_size=args.batch_size, options=options, track=track)
-    unit_name = Path(source).name if frames.live is None else source
-    bar = _progress(stream, frames.total, "frame", unit_name, enabled=not args.quiet)
-    try:
-        with open(out / f"{name}.jsonl", "w") as lines:
-            for det in bar:
-                index, seconds = frames.positions[done]
-                record = det.to_dict()
-                record.pop("path")
-                if args.save_polygons:
-                    for row, outlines in zip(record["detections"], det.polygons()):
-                        row["polygons"] = polygons_to_coco(outlines)
-                lines.write(json.dumps({"frame": index, "time": round(seconds, 6), **record}) + "\n")
-                if args.save_csv:
-                    tables.append(_table(det, frame=index, time=seconds))
-                if not args.no_plot:
-                    image = np.asarray(det.plot())
-                    if writer is None:
-                        writer = VideoWriter(out / f"{name}.mp4", frames.fps, image.shape[1], image.shape[0])
-                    writer.write(image, seconds if frames.live is not None else None)
-                done += 1
-    except KeyboardInterrupt:
-        interrupted = True
-    finally:
-        bar.close()
-        frames.close()
-        if writer is not None:
-            writer.close()
-    if tables:
-        _write_csv(tables, out / f"{name}.csv")
-    if not args.quiet:
-        line = f"{source}: {done} frame{'s' if done != 1 else ''}"
-        if frames.live is not None:
-            line += f", {frames.live.dropped} dropped (inference slower than the stream)"
-            if frames.live.error:
-                line += f"; {frames.live.error}"
-        print(line + ("; stopped by Ctrl-C, outputs closed" if interrupted else ""))
-    return not interrupted
-
-
-#: Stems of the files that gather all images' results; per-image files never take these names.
-RESULT_STEMS = ("predictions", "annotations", "detections")
-
-
-def _planned_outputs(
-    out: Path, images: list[Path], image_names: list[str], stream_names: list[str], args: argparse.Namespace
-) -> list[Path]:
-    """Every file (or mask folder) this run will write, before it writes any."""
-    planned: list[Path] = []
-    for path, name in zip(images, image_names):
-        planned.append(out / f"{name}.json")
-        if not args.no_plot:
-            suffix = path.suffix.lower() if path.suffix.lower() in (".jpg", ".jpeg", ".png") else ".png"
-            planned.append(out / f"{name}{suffix}")
-        if args.save_masks:
-            planned.append(out / "masks" / name)
-    if images:
-        planned.append(out / "predictions.json")
-        if args.save_polygons:
-            planned.append(out / "annotations.json")
-        if args.save_csv:
-            planned.append(out / "detections.csv")
-    for name in stream_names:
-        planned.append(out / f"{name}.jsonl")
-        if not args.no_plot:
-            planned.append(out / f"{name}.mp4")
-        if args.save_csv:
-            planned.append(out / f"{name}.csv")
-    return planned
-
-
-def _check_outputs(out: Path, planned: list[Path], sources: list[Path], args: argparse.Namespace) -> None:
-    """Refuse, before the model loads, an output folder that is a file, outputs that would replace
-    an input (always), and outputs that exist (unless ``--overwrite``)."""
-    from yolactpp.outputs import same_file
-
-    if out.exists() and not out.is_dir():
-        raise CliError(f"--output {out} is a file; give a folder for the results")
-    for target in planned:
-        for source in sources:
-            if same_file(target, source):
-                raise CliError(
-                    f"{target} would replace the input {source}; choose another --output folder (inputs are never "
-                    "overwritten)"
-                )
-    existing = [p for p in planned if p.exists()]
-    if existing and not args.overwrite:
-        more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
-        raise CliError(
-            f"{existing[0]}{more} exists already; pass --overwrite to replace, or choose another --output folder"
-        )
-    for parent in out.parents:
-        if parent.exists() and not parent.is_dir():
-            raise CliError(f"cannot create the output folder {out}: {parent} is a file")
-
-
-def _split_live(specs: list[str]) -> tuple[list[str], list[str]]:
-    from yolactpp.live import is_live_source
-
-    live = [s for s in specs if is_live_source(s)]
-    return live, [s for s in specs if s not in live]
-
-
-def _live_name(source: str) -> str:
-    text = source.strip()
-    if text.isdigit():
-        return f"webcam{text}"
-    stem = Path(text.split("?", 1)[0].rstrip("/")).stem
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("_.") or "stream"
-
-
 def run(args: argparse.Namespace) -> int:
     if args.engine == "ray":
         from yolactpp.cli import _ray_engine
@@ -439,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
     for name in _RAY_ONLY:
         if getattr(args, name) is not None:
             raise CliError(f"--{name} applies to --engine ray only")
-    live, specs = _split_live(args.sources)
+    live, specs = split_live(args.sources)
     sources = collect_sources(specs) if specs else []
     videos = [p for p in sources if is_video(p)]
     images = [p for p in sources if not is_video(p)]
@@ -466,8 +177,8 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.output) if args.output is not None else next_run_dir(Path("runs"), "predict")
     used: set[str] = set(RESULT_STEMS)  # an image called predictions.png gets predictions_2.json
     names = [unique_stem(p.stem, used) for p in images]
-    streams = [(str(p), unique_stem(p.stem, used)) for p in videos] + [(s, unique_stem(_live_name(s), used)) for s in live]
-    _check_outputs(out, _planned_outputs(out, images, names, [name for _, name in streams], args), sources, args)
+    streams = [(str(p), unique_stem(p.stem, used)) for p in videos] + [(s, unique_stem(live_name(s), used)) for s in live]
+    check_outputs(out, planned_outputs(out, images, names, [name for _, name in streams], args), sources, args)
     model = load_model(args)
     options = predict_options(args)
     model.iter_predict([], options=options)  # checks the class names against the model before any output
@@ -481,16 +192,16 @@ def run(args: argparse.Namespace) -> int:
     report = total > 1  # a single input that fails is the error itself (below)
     failures: list[str] = []
     if images:
-        failures += _run_images(model, images, names, out, args, options, report)
+        failures += run_images(model, images, names, out, args, options, report)
     for source, name in streams:
         try:
-            finished = _run_video(model, source, name, out, args, options)
+            finished = run_video(model, source, name, out, args, options)
         except Exception as exc:
             if not is_item_error(exc):
                 raise
             failures.append(PredictionFailure(0, source, exc).message)
             if report:
-                _report(failures[-1])
+                report_failure(failures[-1])
             continue
         if not finished:
             print(f"stopped by Ctrl-C; results so far saved to {out}")

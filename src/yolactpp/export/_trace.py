@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from yolactpp._facts import EXPORT_DTYPES, first_line
 from yolactpp.backbone.fold import set_batchnorm_folding
 from yolactpp.config import MAX_DETECTIONS, MAX_TOP_K
 from yolactpp.errors import InvalidArgumentError, InvalidArgumentTypeError
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DTYPES", "check_limit", "example_inputs", "export_info", "prepare_graph", "trace", "trace_model"]
 
-DTYPES = {"float32": torch.float32, "float16": torch.float16}
+DTYPES = {name: getattr(torch, name) for name in EXPORT_DTYPES}
 
 
 def prepare_graph(
@@ -103,11 +104,11 @@ def trace(graph: DeploymentGraph) -> torch.export.ExportedProgram:
         with torch.no_grad():
             return torch.export.export(graph, example_inputs(graph), dynamic_shapes=dynamic_shapes(), strict=False)
     except Exception as exc:
-        raise ExportError(f"torch.export could not trace {graph.network.config.name!r}: {_first_line(exc)}") from exc
+        raise ExportError(f"torch.export could not trace {graph.network.config.name!r}: {first_line(exc)}") from exc
 
 
 def export_info(graph: DeploymentGraph, fmt: str, dtype: str, opset: int | None) -> ExportInfo:
-    from yolactpp import __version__
+    from yolactpp._version import __version__
 
     return ExportInfo(
         format=fmt,
@@ -119,8 +120,3 @@ def export_info(graph: DeploymentGraph, fmt: str, dtype: str, opset: int | None)
         opset=opset,
         yolactpp_version=__version__,
     )
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

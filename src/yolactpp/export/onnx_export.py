@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from yolactpp.errors import InvalidArgumentError, InvalidArgumentTypeError
+from yolactpp._facts import first_line
+from yolactpp.errors import InvalidArgumentError, InvalidArgumentTypeError, require_extra
 from yolactpp.export._trace import export_info, trace_model
 from yolactpp.export.graph import INPUT_NAMES, output_names
 from yolactpp.export.metadata import ExportError, write_metadata
@@ -110,9 +111,7 @@ def to_onnx(program: Any, path: Path, opset: int, input_names: list[str], output
             raise ExportError(
                 f"cannot express the op {found.group(1)} in ONNX (opset {opset}): no translation exists"
             ) from exc
-        raise ExportError(
-            f"ONNX export failed: {text.strip().splitlines()[0] if text.strip() else type(exc).__name__}"
-        ) from exc
+        raise ExportError(f"ONNX export failed: {first_line(exc)}") from exc
 
 
 def export_onnx(
@@ -143,6 +142,7 @@ def export_onnx(
     a child process and compared with the eager model (``verify``, float32 only; float16 files
     are only run), and takes its name only once it passed.
     """
+    require_extra(("onnx", "onnxscript"), "onnx", "exporting to ONNX")
     import onnx
 
     if isinstance(opset, bool) or not isinstance(opset, int):

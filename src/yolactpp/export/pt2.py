@@ -1,7 +1,7 @@
 """torch.export + AOTInductor packages (``.pt2``): the compiled model in one file, fast to load.
 
 The package calls the native ``yolactpp::deform_conv2d`` kernel (YOLACT++), so that op library
-must be loaded before the package: :func:`pt2_runner` does it. A C++ deployment links
+must be loaded before the package: :class:`yolactpp.runtime.aoti.AotiRuntime` does it. A C++ deployment links
 ``libtorch`` and loads ``yolactpp/_C*.so`` (``dlopen``, or link it) before
 ``torch::inductor::AOTIModelPackageLoader`` opens the file (see docs/deploy.md).
 """
@@ -9,22 +9,23 @@ must be loaded before the package: :func:`pt2_runner` does it. A C++ deployment 
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from yolactpp.errors import InvalidArgumentError, YolactppWarning
+from yolactpp._facts import first_line
+from yolactpp.errors import YolactppWarning, warn_caller
 from yolactpp.export._trace import export_info, trace_model
-from yolactpp.export.metadata import ExportError, ExportFormatError, write_metadata
+from yolactpp.export.metadata import ExportError, write_metadata
 from yolactpp.outputs import check_output_file, staged_file
+from yolactpp.runtime.aoti import check_device
 
 if TYPE_CHECKING:
     from yolactpp.model import YolactPP
 
-__all__ = ["SAFE_CPU_CODEGEN", "RecompiledWarning", "export_pt2", "pt2_runner"]
+__all__ = ["SAFE_CPU_CODEGEN", "RecompiledWarning", "export_pt2"]
 
 
 #: Inductor settings of the second compile when the first package fails its check run: 256-bit
@@ -61,7 +62,7 @@ def export_pt2(
     fails too, :class:`ExportError` says what happened and nothing is written.
     """
     target = check_output_file(path, suffix=".pt2", overwrite=overwrite, what="AOTInductor package")
-    _check_device(device)
+    check_device(device)
     graph, program = trace_model(model, dtype, max_detections, top_k, use_topk=False)
     graph = graph.to(device)
     metadata = write_metadata(model.config, export_info(graph, "pt2", dtype, None))
@@ -86,24 +87,12 @@ def export_pt2(
                 f"compiled again with AVX2 code: {second}. Nothing was written to {target}. Export to ONNX "
                 "instead (format='onnx'), or try another torch version"
             )
-        warnings.warn(
+        warn_caller(
             f"the first compiled package of {model.config.name} failed its check run ({problem}); {target} holds "
             "a package compiled again with AVX2 code, which passed",
             RecompiledWarning,
-            stacklevel=2,
         )
     return target
-
-
-def _check_device(device: str) -> None:
-    try:
-        kind = torch.device(device).type
-    except (RuntimeError, TypeError):
-        raise InvalidArgumentError(f"device must be 'cpu' or a CUDA device such as 'cuda', got {device!r}") from None
-    if kind == "cuda" and not torch.cuda.is_available():
-        raise InvalidArgumentError(f"cannot compile for device {device!r}: CUDA is not available here")
-    if kind not in ("cpu", "cuda"):
-        raise InvalidArgumentError(f"AOTInductor packages are compiled for cpu or cuda, got device {device!r}")
 
 
 def _compile(program: Any, path: Path, metadata: dict[str, str], name: str, configs: dict[str, Any]) -> None:
@@ -112,10 +101,7 @@ def _compile(program: Any, path: Path, metadata: dict[str, str], name: str, conf
             program, package_path=str(path), inductor_configs={"aot_inductor.metadata": metadata, **configs}
         )
     except Exception as exc:
-        text = str(exc).strip()
-        raise ExportError(
-            f"AOTInductor could not compile {name}: {text.splitlines()[0] if text else type(exc).__name__}"
-        ) from exc
+        raise ExportError(f"AOTInductor could not compile {name}: {first_line(exc)}") from exc
 
 
 def _check_run(path: Path, feeds: dict[str, np.ndarray], expected: dict[str, np.ndarray]) -> str | None:
@@ -126,39 +112,3 @@ def _check_run(path: Path, feeds: dict[str, np.ndarray], expected: dict[str, np.
     if result.outputs is None:
         return result.crash
     return compare_outputs(expected, result.outputs)
-
-
-def pt2_runner(path: Path, threads: int | None = None, device: str | None = None) -> tuple[Any, dict[str, str]]:
-    """(runner, metadata) of a package; loads the native op library first."""
-    from yolactpp.export.graph import INPUT_NAMES
-    from yolactpp.ops._loader import native_available
-
-    native_available()  # registers yolactpp::deform_conv2d, which the package calls
-    if device is not None:
-        _check_device(device)
-    if threads is not None:
-        torch.set_num_threads(threads)
-    index = -1 if device is None or device == "cpu" else torch.device(device).index or 0
-    try:
-        compiled = torch._inductor.aoti_load_package(str(path), device_index=index)
-        metadata = dict(compiled.get_metadata())
-    except Exception as exc:
-        text = str(exc).strip()
-        raise ExportFormatError(
-            f"{path} is not a loadable AOTInductor package: {text.splitlines()[0] if text else type(exc).__name__}"
-        ) from None
-    names: list[str] = []
-    target = torch.device(device) if device is not None else torch.device("cpu")
-
-    def run(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        args = [torch.from_numpy(np.asarray(feeds[name])).to(target) for name in INPUT_NAMES]
-        with torch.inference_mode():
-            outputs = compiled(*args)
-        return {name: out.cpu().numpy() for name, out in zip(names, outputs)}
-
-    from yolactpp.export.metadata import read_metadata
-
-    _, info = read_metadata(metadata, str(path))
-    names.extend(info.outputs)
-    run.device = str(target)  # type: ignore[attr-defined]
-    return run, metadata

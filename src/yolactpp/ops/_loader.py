@@ -13,7 +13,6 @@ import contextlib
 import logging
 import os
 import threading
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Literal
 
 import torch
 
-from yolactpp.errors import InvalidArgumentError, YolactppError, YolactppWarning
+from yolactpp.errors import InvalidArgumentError, YolactppError, YolactppWarning, warn_caller
 from yolactpp.ops import _build_config, _library, _selfcheck
 
 __all__ = [
@@ -177,7 +176,7 @@ def _warn(message: str) -> None:
     if _state["warned"] or not _build_config.switch(ENV_WARN, True):
         return
     _state["warned"] = True
-    warnings.warn(f"{message}. Silence with {ENV_WARN}=0.", NativeOpsFallbackWarning, stacklevel=4)
+    warn_caller(f"{message}. Silence with {ENV_WARN}=0.", NativeOpsFallbackWarning)
 
 
 def _why_fallback(op: str, device_type: str) -> str | None:
@@ -215,12 +214,11 @@ def _decide(op: str, device: str) -> bool:
             if (op, device) in _checks_warned:
                 return False
             _checks_warned.add((op, device))
-            warnings.warn(
+            warn_caller(
                 f"the native yolactpp::{op} kernel disagrees with its reference on {dev} ({failure}); that device "
                 f"uses {_FALLBACKS[op]} for the rest of the process. Please report it with the output of "
                 "`yolactpp build-ops --check`.",
                 NativeOpsFallbackWarning,
-                stacklevel=3,
             )
     elif not available and dev.type in ("cpu", "cuda"):
         why = _why_fallback(op, dev.type)

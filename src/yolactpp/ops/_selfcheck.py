@@ -75,7 +75,7 @@ def _check_deform_conv2d(device: torch.device) -> str | None:
 
 
 def _check_fast_nms(device: torch.device) -> str | None:
-    from yolactpp.ops.fast_nms import fast_nms_reference
+    from yolactpp.ops._nms_reference import fast_nms_reference
 
     gen = torch.Generator().manual_seed(0)
     corner = torch.rand(64, 2, generator=gen) * 100

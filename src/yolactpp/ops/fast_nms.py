@@ -4,68 +4,12 @@ from __future__ import annotations
 
 import torch
 
-from yolactpp.errors import InvalidArgumentError
 from yolactpp.ops._loader import use_native
+from yolactpp.ops._nms_reference import check_nms_inputs, fast_nms_reference, pairwise_iou
 
 __all__ = ["fast_nms", "fast_nms_reference", "pairwise_iou"]
 
 _NATIVE_DTYPES = (torch.float32, torch.float64)
-
-
-def pairwise_iou(boxes: torch.Tensor) -> torch.Tensor:
-    """IoU of every pair within each class: boxes ``[C, K, 4]`` -> ``[C, K, K]``.
-
-    Areas are ``(x2 - x1) * (y2 - y1)`` with no +1; intersections clamp at 0.
-    """
-    top_left = torch.maximum(boxes[:, :, None, :2], boxes[:, None, :, :2])
-    bottom_right = torch.minimum(boxes[:, :, None, 2:], boxes[:, None, :, 2:])
-    wh = (bottom_right - top_left).clamp(min=0)
-    inter = wh[..., 0] * wh[..., 1]
-    area = (boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1])
-    union = area[:, :, None] + area[:, None, :] - inter
-    return inter / union
-
-
-def _check(boxes: torch.Tensor, scores: torch.Tensor, top_k: int, max_detections: int) -> None:
-    if boxes.dim() != 2 or boxes.shape[1] != 4:
-        raise InvalidArgumentError(f"boxes must be [K, 4], got {list(boxes.shape)}")
-    if scores.dim() != 2 or scores.shape[1] != boxes.shape[0]:
-        raise InvalidArgumentError(f"scores must be [C, K] with K = {boxes.shape[0]} boxes, got {list(scores.shape)}")
-    if top_k < 1 or max_detections < 0:
-        raise InvalidArgumentError(f"top_k must be >= 1 and max_detections >= 0, got {top_k}, {max_detections}")
-
-
-def fast_nms_reference(
-    boxes: torch.Tensor,
-    scores: torch.Tensor,
-    iou_threshold: float = 0.5,
-    top_k: int = 200,
-    max_detections: int = 100,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Pure-PyTorch FastNMS; the definition the native kernels must equal bit for bit.
-
-    ``boxes`` [K, 4] (x1, y1, x2, y2), ``scores`` [C, K]. Per class, the ``top_k`` best boxes are
-    kept and a box survives when its IoU with every higher-scored box of its class (suppressed
-    or not) is <= ``iou_threshold``. Survivors of all classes are sorted by score (stable) and cut
-    to ``max_detections``. Returns (box index into K, class, score), each ``[N]``.
-    """
-    _check(boxes, scores, top_k, max_detections)
-    num_classes, num_boxes = scores.shape
-    if num_boxes == 0 or num_classes == 0:
-        empty = torch.empty(0, dtype=torch.int64, device=boxes.device)
-        return empty, empty.clone(), scores.new_empty(0)
-    sorted_scores, order = scores.sort(dim=1, descending=True, stable=True)
-    order = order[:, :top_k]
-    sorted_scores = sorted_scores[:, :top_k]
-    k = order.shape[1]
-    class_boxes = boxes[order.reshape(-1)].view(num_classes, k, 4)
-    iou = pairwise_iou(class_boxes).triu_(diagonal=1)
-    keep = iou.amax(dim=1) <= iou_threshold
-    labels = torch.arange(num_classes, device=boxes.device)[:, None].expand_as(keep)[keep]
-    index = order[keep]
-    kept_scores, rank = sorted_scores[keep].sort(descending=True, stable=True)
-    rank = rank[:max_detections]
-    return index[rank], labels[rank], kept_scores[:max_detections]
 
 
 def fast_nms(
@@ -80,7 +24,7 @@ def fast_nms(
     The native kernels take float32 and float64 (equal to the reference bit for bit); other
     dtypes always run the reference.
     """
-    _check(boxes, scores, top_k, max_detections)
+    check_nms_inputs(boxes, scores, top_k, max_detections)
     native_dtype = boxes.dtype in _NATIVE_DTYPES and scores.dtype == boxes.dtype
     if native_dtype and use_native("fast_nms", boxes.device):
         index, labels, kept = torch.ops.yolactpp.fast_nms(

@@ -4,7 +4,7 @@ The model is exported to ONNX (:func:`yolactpp.export.export_onnx`), calibrated 
 and quantized statically by onnxruntime (:mod:`yolactpp.quantize.onnx_int8`); the result is an
 ``.onnx`` file with the same metadata, so ``load_exported`` and ``yolactpp predict -m FILE.onnx``
 run it unchanged. int8 pays only on CPUs with integer dot-product instructions
-(:func:`yolactpp.quantize.cpu.int8_support`).
+(:func:`yolactpp.runtime.int8.int8_support`).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from yolactpp.errors import require_extra
 from yolactpp.outputs import check_output_file, staged_file
 from yolactpp.quantize.calibration import (
     DEFAULT_CALIBRATION_COUNT,
@@ -29,7 +30,7 @@ from yolactpp.quantize.calibration import (
     read_calibration_images,
     sample_photographs,
 )
-from yolactpp.quantize.cpu import Int8Support, SlowInt8Warning, int8_support, warn_if_int8_slow
+from yolactpp.runtime.int8 import Int8Support, SlowInt8Warning, int8_support, warn_if_int8_slow
 
 if TYPE_CHECKING:
     from yolactpp.export.predictor import ExportedModel
@@ -59,6 +60,7 @@ def quantize_model(
     overwrite: bool = False,
 ) -> ExportedModel:
     """See :meth:`yolactpp.YolactPP.quantize`."""
+    require_extra(("onnx", "onnxscript", "onnxruntime"), "int8", "int8 quantization")
     from yolactpp.export import export_onnx, load_exported
     from yolactpp.export.onnx_export import check_exported
     from yolactpp.quantize.onnx_int8 import quantize_onnx

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import itertools
 import os
-import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Union, cast
 
 import numpy as np
 
-from yolactpp.errors import YolactppError, YolactppWarning, is_item_error
+from yolactpp._facts import IMAGE_SUFFIXES
+from yolactpp.errors import YolactppError, YolactppWarning, is_item_error, warn_caller
 from yolactpp.preprocess import ImageInput
 
 __all__ = [
@@ -105,14 +105,13 @@ def read_calibration_images(images: list[ImageInput]) -> list[np.ndarray]:
             label = str(image) if isinstance(image, (str, os.PathLike)) else f"image {i}"
             message = " ".join(str(exc).split())
             skipped.append(message if label in message else f"{label}: {message}")
-            warnings.warn(f"calibration: skipped {skipped[-1]}", SkippedCalibrationImageWarning, stacklevel=3)
+            warn_caller(f"calibration: skipped {skipped[-1]}", SkippedCalibrationImageWarning)
     if not arrays:
         raise CalibrationError(f"none of the {len(images)} calibration image(s) could be read ({skipped[0]})")
     return arrays
 
 
 def _image_files(folder: Path) -> list[Path]:
-    from yolactpp.cli._common import IMAGE_SUFFIXES
 
     files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:

@@ -34,7 +34,7 @@ from yolactpp.errors import InvalidArgumentError, InvalidArgumentTypeError
 from yolactpp.evaluate import CocoEvalResult, evaluate_coco
 from yolactpp.model import YolactPP
 from yolactpp.network import YolactNetwork
-from yolactpp.serialization import _network_state
+from yolactpp.serialization import network_state
 from yolactpp.train.checkpointing import Checkpoint, RunFolder
 from yolactpp.train.coco_dataset import CocoDataset
 from yolactpp.train.initialize import (
@@ -247,7 +247,7 @@ class Trainer:
             }
             if scaler is not None:
                 training_state["scaler"] = scaler.state_dict()
-            return self.folder.save_checkpoint(iteration, config, _network_state(network), training_state)
+            return self.folder.save_checkpoint(iteration, config, network_state(network), training_state)
 
         loader = self.make_loader(dataset)
         iteration = start
@@ -300,7 +300,7 @@ class Trainer:
         model_dir = self.folder.model
         if self.is_main:
             provenance = {"trained_from": self.start_model.config.name, "iterations": iteration, "seed": options.seed}
-            model_dir = self.folder.save_model(config, _network_state(network), provenance)
+            model_dir = self.folder.save_model(config, network_state(network), provenance)
             plot_curves(log.read(), self.folder.curves)
             self.folder.write_record("finished", iteration, options.to_dict(), model=str(model_dir), **about)
         return TrainResult(model, self.folder.root, model_dir, iteration, validation)

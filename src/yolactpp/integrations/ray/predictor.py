@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
+from yolactpp._facts import MODEL_DTYPES
 from yolactpp.errors import InvalidArgumentError, InvalidArgumentTypeError, is_item_error
 from yolactpp.integrations.ray.schema import detection_row, error_row, rows_to_table
 from yolactpp.predict_options import PredictOptions
@@ -23,11 +24,10 @@ from yolactpp.predict_options import PredictOptions
 if TYPE_CHECKING:
     import torch
 
-    from yolactpp.model import YolactPP
+    from yolactpp.predictor import Predictor as ModelPredictor
 
 __all__ = ["Predictor"]
 
-_DTYPES = ("float32", "float64", "bfloat16", "float16")
 
 
 def _torch_dtype(dtype: str | torch.dtype) -> torch.dtype:
@@ -35,8 +35,8 @@ def _torch_dtype(dtype: str | torch.dtype) -> torch.dtype:
 
     if isinstance(dtype, torch.dtype):
         return dtype
-    if dtype not in _DTYPES:
-        raise InvalidArgumentError(f"dtype must be one of {', '.join(_DTYPES)} (or a torch.dtype), got {dtype!r}")
+    if dtype not in MODEL_DTYPES:
+        raise InvalidArgumentError(f"dtype must be one of {', '.join(MODEL_DTYPES)} (or a torch.dtype), got {dtype!r}")
     return getattr(torch, dtype)
 
 
@@ -69,10 +69,12 @@ def _message(exc: BaseException, label: str) -> str:
 class Predictor:
     """Callable class for ``ray.data.Dataset.map_batches``: one model per actor, one row per image.
 
-    ``model`` is anything :meth:`YolactPP.from_pretrained` loads (a zoo name, an original ``.pth``,
-    an own-format folder or ``"owner/name"``; ``config`` and ``class_names`` as there), loaded in the actor on ``device`` (default: CUDA
-    when the actor has a GPU, else the CPU) in ``dtype``. ``num_threads`` sets the actor's torch
-    CPU threads. ``options`` (a :class:`~yolactpp.PredictOptions`; keywords build or override
+    ``model`` is anything :func:`yolactpp.load` loads (a zoo name, an original ``.pth``, an
+    own-format folder, ``"owner/name"``, or an exported ``.onnx`` / int8 ``.onnx`` / ``.pt2`` file;
+    ``config`` and ``class_names`` as for :meth:`YolactPP.from_pretrained`), loaded in the actor on
+    ``device`` (default: CUDA when the actor has a GPU, else the CPU; an exported file: as
+    :func:`yolactpp.load`) in ``dtype`` (an exported file keeps its own). ``num_threads`` sets the
+    actor's torch CPU threads, or an exported file's runtime threads. ``options`` (a :class:`~yolactpp.PredictOptions`; keywords build or override
     one) say how detections are chosen; they are checked once, when the actor starts.
 
     Batches (``batch_format="numpy"`` or pandas) are read from the first column present of:
@@ -98,18 +100,24 @@ class Predictor:
         options: PredictOptions | None = None,
         **option_kwargs: Any,
     ) -> None:
-        import torch
+        from yolactpp.loading import is_exported_file, load
 
-        from yolactpp.model import YolactPP
+        if num_threads is not None and (
+            isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1
+        ):
+            raise InvalidArgumentError(f"num_threads must be an integer >= 1, got {num_threads!r}")
+        if is_exported_file(model):  # onnxruntime / AOTInductor: threads belong to the model's runtime
+            exported_dtype = None if dtype in ("float32", None) or str(dtype) == "torch.float32" else dtype
+            self.model: ModelPredictor = load(
+                model, config=config, class_names=class_names, device=device, dtype=exported_dtype, threads=num_threads
+            )
+        else:
+            import torch
 
-        if num_threads is not None:
-            if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
-                raise InvalidArgumentError(f"num_threads must be an integer >= 1, got {num_threads!r}")
-            torch.set_num_threads(num_threads)
-        target = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.model: YolactPP = YolactPP.from_pretrained(
-            model, config=config, class_names=class_names, device=target, dtype=_torch_dtype(dtype)
-        )
+            if num_threads is not None:
+                torch.set_num_threads(num_threads)  # this actor's process only
+            target = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
+            self.model = load(model, config=config, class_names=class_names, device=target, dtype=_torch_dtype(dtype))
         self.options = PredictOptions.build(options, **option_kwargs)
         self.model.predict([], self.options)  # checks the class names now, not on the first batch
 
