@@ -65,8 +65,11 @@ def test_streaming_export_and_quantize_defaults() -> None:
     assert defaults(YolactPP.iter_predict) == {"batch_size": 1, "options": None, "track": False, "on_error": "raise"}
     assert defaults(export_onnx) == {
         "opset": 22, "dtype": "float32", "max_detections": None, "top_k": None, "deform_conv": "DeformConv",
+        "overwrite": False, "verify": True,
     }  # fmt: skip
-    assert defaults(export_pt2) == {"dtype": "float32", "max_detections": None, "top_k": None, "device": "cpu"}
+    assert defaults(export_pt2) == {
+        "dtype": "float32", "max_detections": None, "top_k": None, "device": "cpu", "overwrite": False, "verify": True,
+    }  # fmt: skip
     assert DEFAULT_CALIBRATION_COUNT == 32
     assert len(calibration_images([np.zeros((4, 4, 3), np.uint8)] * 40)) == 32
     assert defaults(Tracker) == {"frame_rate": 30.0}
@@ -116,6 +119,24 @@ CLI_DEFAULTS = {
     ("quantize", "--count"): (None, ["32"]),
     ("quantize", "--output"): (None, ["<config>-int8.onnx"]),
     ("quantize", "--threads"): (None, ["all cores"]),
+    ("train", "--batch-size"): (8, ["8"]),
+    ("train", "--checkpoint-every"): (1000, []),
+    ("train", "--device"): (None, ["cuda if available, else cpu"]),
+    ("train", "--engine"): ("local", ["local"]),
+    ("train", "--gamma"): (0.1, ["0.1"]),
+    ("train", "--grad-clip"): (None, ["off"]),
+    ("train", "--lr"): (0.001, ["1e-3"]),
+    ("train", "--lr-steps"): (None, ["0.35,0.75,0.875,0.9375"]),
+    ("train", "--max-failures"): (3, ["3"]),
+    ("train", "--momentum"): (0.9, ["0.9"]),
+    ("train", "--num-workers"): (1, []),
+    ("train", "--precision"): ("float32", ["float32"]),
+    ("train", "--storage"): (None, ["OUTPUT/ray"]),
+    ("train", "--trainable-batchnorm"): (False, ["frozen, as the original"]),
+    ("train", "--val-every"): (None, ["at the end"]),
+    ("train", "--warmup-iterations"): (None, ["500, at most a tenth of the run"]),
+    ("train", "--weight-decay"): (0.0005, []),
+    ("train", "--workers"): (2, ["2"]),
 }  # fmt: skip
 _STATED = re.compile(r"\(default:? ([^;)]*)")
 
@@ -151,6 +172,20 @@ def test_every_cli_default_and_its_help_text_is_pinned() -> None:
     assert int(CLI_DEFAULTS[("predict", "--max-detections")][1][0]) == DetectConfig().max_detections
     assert CLI_DEFAULTS[("export", "--top-k")][1][0].endswith(str(DetectConfig().top_k))
     assert int(CLI_DEFAULTS[("quantize", "--count")][1][0]) == DEFAULT_CALIBRATION_COUNT
+    # yolactpp train's defaults are TrainOptions' (the original's SGD settings), and its stated ones say so
+    from yolactpp.train.options import TrainOptions
+
+    options = TrainOptions()
+    for flag, field in [
+        ("--batch-size", "batch_size"), ("--checkpoint-every", "checkpoint_every"), ("--engine", "engine"),
+        ("--gamma", "gamma"), ("--lr", "lr"), ("--max-failures", "max_failures"), ("--momentum", "momentum"),
+        ("--num-workers", "num_workers"), ("--precision", "precision"), ("--weight-decay", "weight_decay"),
+        ("--workers", "workers"),
+    ]:
+        assert CLI_DEFAULTS[("train", flag)][0] == getattr(options, field), flag
+    assert (options.lr, options.momentum, options.weight_decay, options.gamma) == (1e-3, 0.9, 5e-4, 0.1)
+    stated_steps = CLI_DEFAULTS[("train", "--lr-steps")][1][0]
+    assert tuple(float(x) for x in stated_steps.split(",")) == options.lr_steps
 
 
 def test_cli_predict_builds_the_documented_options() -> None:

@@ -95,25 +95,22 @@ def test_to_supervision_uses_final_scores_on_yolact_plus_plus(small_pp_model, sm
 
 
 # -- polygons: order and coordinates by hand -------------------------------------------------------
-def _diamond(col: int, row: int) -> set[tuple[float, float]]:
-    """The outline of the single pixel (col, row): its four edge midpoints."""
-    return {(col, row + 0.5), (col + 0.5, row), (col + 1, row + 0.5), (col + 0.5, row + 1)}
-
-
 def test_polygon_parts_ordered_top_first_with_hand_computed_points() -> None:
     mask = np.zeros((30, 40), dtype=bool)
-    mask[20, 3] = True  # C: one pixel, lowest, leftmost
+    mask[20, 3:5] = True  # C: a 1 x 2 bar, lowest, leftmost
     mask[2, 30:32] = True  # A: a 1 x 2 bar, highest, rightmost
     mask[9:12, 15] = True  # B: a 3 x 1 bar in the middle
-    mask[9, 35] = True  # D: one pixel at B's top row, right of B
+    mask[9:11, 35] = True  # D: a 2 x 1 bar starting at B's top row, right of B
+    mask[25, 20] = True  # a lone pixel: too small to outline, it gives no polygon (its RLE stays)
     outlines = mask_to_polygons(mask, tolerance=0)
     assert len(outlines) == 4
     a, b, d, c = (set(map(tuple, p.tolist())) for p in outlines)  # by top row, then by left column
     assert a == {(30, 2.5), (30.5, 2), (31.5, 2), (32, 2.5), (31.5, 3), (30.5, 3)}
     assert b == {(15.5, 9), (16, 9.5), (16, 10.5), (16, 11.5), (15.5, 12), (15, 11.5), (15, 10.5), (15, 9.5)}
-    assert d == _diamond(35, 9) and c == _diamond(3, 20)
+    assert d == {(35.5, 9), (36, 9.5), (36, 10.5), (35.5, 11), (35, 10.5), (35, 9.5)}
+    assert c == {(3, 20.5), (3.5, 20), (4.5, 20), (5, 20.5), (4.5, 21), (3.5, 21)}
     # areas: a pixel block of w x h pixels less its four corner triangles (1/8 each)
-    assert [polygon_area(p) for p in outlines] == [2 - 0.5, 3 - 0.5, 0.5, 0.5]
+    assert [polygon_area(p) for p in outlines] == [2 - 0.5, 3 - 0.5, 2 - 0.5, 2 - 0.5]
     coco = polygons_to_coco(outlines)
     assert sorted(zip(coco[0][0::2], coco[0][1::2])) == sorted(a)
 

@@ -95,8 +95,8 @@ def test_pt2_package_round_trip_in_a_child_process(package: Path, small_pp_model
 
 
 def test_pt2_export_refuses_a_wrong_suffix(small_pp_model, tmp_path: Path) -> None:
-    from yolactpp.errors import InvalidArgumentError
+    from yolactpp.outputs import OutputPathError
 
-    with pytest.raises(InvalidArgumentError, match=r"must end in \.pt2"):
+    with pytest.raises(OutputPathError, match=r"must end in \.pt2"):
         small_pp_model.export(tmp_path / "model.zip", format="pt2")
     assert not (tmp_path / "model.zip").exists()

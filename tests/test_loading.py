@@ -25,7 +25,7 @@ PARTS = ["bolt", "nut", "washer", "gear", "spring"]
 @pytest.mark.parametrize(
     "build, message",
     [
-        (lambda: PreprocessConfig(size=0), "preprocess.size: must be a positive int, got 0"),
+        (lambda: PreprocessConfig(size=0), "preprocess.size: must be an int from 1 to 2048, got 0"),
         (lambda: PreprocessConfig(mean=(1.0, 2.0)), r"preprocess.mean: must be 3 numbers \(R, G, B\) or null"),
         (lambda: PreprocessConfig(std=(1.0, 0.0, 1.0)), r"preprocess.std\[1\]: must be a positive number, got 0.0"),
         (lambda: AnchorConfig(scales=((24.0,), (48.0, 60.0))), "anchors.scales: must be the same number of scales"),
@@ -52,7 +52,7 @@ def test_config_json_errors_name_the_file_and_the_path(tmp_path: Path) -> None:
     folder = tmp_path / "m"
     folder.mkdir()
     (folder / CONFIG_NAME).write_text(json.dumps({"format": "yolactpp", **data}))
-    with pytest.raises(CheckpointError, match=r"config.json: invalid model config: preprocess.size: must be a positive int, got 0"):
+    with pytest.raises(CheckpointError, match=r"config.json: invalid model config: preprocess.size: must be an int from 1 to 2048, got 0"):
         read_pretrained_dir(folder)
     assert ModelConfig.from_dict(get_model_config("yolact_resnet50").to_dict()) == get_model_config("yolact_resnet50")
 
@@ -64,7 +64,7 @@ def test_a_plugin_config_is_checked_when_its_factory_runs(monkeypatch: pytest.Mo
         return dataclasses.replace(get_model_config("yolact_resnet50"), name="bad", mask_dim=0)
 
     monkeypatch.setitem(registry._MODELS, "bad_plugin", bad_plugin)
-    with pytest.raises(ConfigError, match="mask_dim: must be a positive int, got 0"):
+    with pytest.raises(ConfigError, match="mask_dim: must be an int from 1 to 4096, got 0"):
         get_model_config("bad_plugin")
 
 
@@ -123,7 +123,7 @@ def test_cli_takes_a_class_names_file(five_class_pth: Path, square_path: Path, t
     assert json.loads((tmp_path / "conv" / CONFIG_NAME).read_text())["class_names"] == PARTS
     names.write_text("\n")
     capsys.readouterr()
-    assert main([*argv, "-o", str(out)]) == 2
+    assert main([*argv, "-o", str(tmp_path / "run2")]) == 2  # a new folder: the names file is what fails
     assert "holds no class names" in capsys.readouterr().err
 
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import torch
 
-__all__ = ["DEVICE_TYPES", "KERNELS", "failures", "verify"]
+__all__ = ["CHECKED_OPS", "DEVICE_TYPES", "KERNELS", "failures", "verify"]
 
 #: Device types whose native kernels are checked before first use (tests add "cpu").
 DEVICE_TYPES: tuple[str, ...] = ("cuda",)
@@ -93,6 +93,8 @@ _CHECKS: dict[str, Callable[[torch.device], str | None]] = {
     "deform_conv2d": _check_deform_conv2d,
     "fast_nms": _check_fast_nms,
 }
+#: The ops :func:`verify` takes (``deform_conv2d``'s check runs its backward kernel too).
+CHECKED_OPS = tuple(_CHECKS)
 
 
 def verify(op: str, device: torch.device) -> str | None:

@@ -32,7 +32,6 @@ from yolactpp.checkpoint import CheckpointError
 from yolactpp.config import ModelConfig, PreprocessConfig
 from yolactpp.errors import InvalidArgumentError, InvalidArgumentTypeError
 from yolactpp.evaluate import CocoEvalResult, evaluate_coco
-from yolactpp.model import YolactPP
 from yolactpp.network import YolactNetwork
 from yolactpp.serialization import network_state
 from yolactpp.train.checkpointing import Checkpoint, RunFolder
@@ -53,6 +52,7 @@ from yolactpp.train.semantic import SemanticHead
 from yolactpp.train.step import apply_gradients, check_finite, forward_losses
 
 if TYPE_CHECKING:
+    from yolactpp.model import YolactPP
     from yolactpp.train.targets import ImageTargets
 
 __all__ = ["DataSource", "TrainResult", "Trainer"]
@@ -137,7 +137,9 @@ class Trainer:
         options: TrainOptions | None = None,
         **kwargs: Any,
     ) -> None:
-        if not isinstance(model, YolactPP):
+        # An eager model (a YolactPP or subclass) is one with a YolactNetwork; checked structurally
+        # so this module need not import yolactpp.model (which imports training lazily for fit).
+        if not isinstance(getattr(model, "network", None), YolactNetwork):
             raise InvalidArgumentTypeError(f"model must be a YolactPP, got {type(model).__name__}")
         self.options = TrainOptions.build(options, **kwargs)
         self.start_model = model
@@ -213,7 +215,7 @@ class Trainer:
         config = network.config
         semantic = SemanticHead(config.fpn_channels, config.num_classes)
         xavier_init(semantic, generator)
-        model = YolactPP(config, network=network).to(self.device)
+        model = type(self.start_model)(config, network=network).to(self.device)
         semantic.to(self.device).to(memory_format=torch.channels_last)
         loss_config = LossConfig.for_model(config)
 

@@ -17,14 +17,16 @@ import dataclasses
 import os
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from yolactpp.errors import MissingDependencyError
-from yolactpp.model import YolactPP
 from yolactpp.train.checkpointing import OutputFolderError, RunFolder
 from yolactpp.train.distributed import DistributedTrainer, ProcessGroup
 from yolactpp.train.options import TrainOptions
 from yolactpp.train.trainer import DataSource, TrainResult
+
+if TYPE_CHECKING:
+    from yolactpp.model import YolactPP
 
 try:
     import pyarrow.fs
@@ -177,6 +179,6 @@ def fit_on_ray(
     does (``validation`` is in the metrics log, not returned)."""
     result = run_on_ray(model, train_data, val_data, options)
     folder = RunFolder(Path(options.output_dir).resolve())
-    trained = YolactPP.from_pretrained(folder.model)
+    trained = type(model).from_pretrained(folder.model)
     iteration = int(result.metrics.get("iteration", options.iterations)) if result.metrics else options.iterations
     return TrainResult(trained.eval(), folder.root, folder.model, iteration, None)
