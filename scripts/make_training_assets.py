@@ -1,7 +1,7 @@
 """Regenerate the pictures of docs/training.md: the learning test's run, drawn.
 
 Trains the tiny YOLACT of the learning test (tests/train/tiny.py: 96 px, trained from scratch on
-200 generated shapes images) and writes ``docs/assets/training_curves.png`` (loss terms and
+600 generated shapes images) and writes ``docs/assets/training_curves.png`` (loss terms and
 validation AP of the run) and ``docs/assets/training_before_after.png`` (four held-out images:
 the untrained model's detections above, the trained model's below). Prints the AP before and
 after. Run from the repository root: ``python scripts/make_training_assets.py [--keep DIR]``.

@@ -69,7 +69,7 @@ def tiny_config(
 
 
 #: The learning test's run (also what scripts/make_training_assets.py draws): the tiny YOLACT
-#: from scratch at 96 px on 200 generated images. BatchNorm is trainable because nothing is
+#: from scratch at 96 px on 600 generated images, 800 iterations of 8. BatchNorm is trainable because nothing is
 #: pretrained: frozen, its statistics would stay at their initial 0 / 1 and normalise nothing.
 #: Augmentation is the mirror only: at 96 px the original's expand (zoom out up to 4x) and crops
 #: leave objects of a few pixels, which a model this small learns far too slowly for the suite.
@@ -80,12 +80,16 @@ LEARNING_SIZE = 96
 #: average), so most objects trained only through their forced best match. These give every one
 #: of them positives (7 per object on average, best IoU 0.76, mostly on P3 and P4).
 LEARNING_ANCHOR_SCALES = (24.0, 32.0, 48.0, 64.0, 96.0)
-LEARNING_IMAGES = (200, 30)
+#: 600 training images rather than 200: with 200 the run fit the training set (mask AP50 0.75-0.87)
+#: well above the held-out one (0.46-0.63). 50 held-out images keep the AP's sampling noise small.
+LEARNING_IMAGES = (600, 50)
+#: The decay steps late (85 % / 95 %) rather than the original's 35 % / 75 %: a run this short still
+#: underfits when the rate drops, so it keeps the full rate for most of it.
 LEARNING_OPTIONS = {
-    "iterations": 200,
+    "iterations": 800,
     "batch_size": 8,
     "lr": 1e-2,
-    "lr_steps": (0.7, 0.9),
+    "lr_steps": (0.85, 0.95),
     "grad_clip": 10.0,
     "freeze_batchnorm": False,
     "workers": 1,
