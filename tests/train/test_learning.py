@@ -3,9 +3,10 @@
 The model is the tiny YOLACT of :mod:`tests.train.tiny` (96 px, 32 FPN channels, anchors sized for
 the shapes) trained from scratch through ``YolactPP.fit`` with the default loss and SGD, 800
 iterations of 8 images (600 generated training images, 50 held-out, data seed 0, mirror-only
-augmentation; see LEARNING_OPTIONS). Measured: mask AP50 0.000 -> 0.761, box AP50 0.001 -> 0.812;
-with data seeds 1, 2, 3 instead the run reaches mask AP50 0.605, 0.697, 0.633 (box 0.672, 0.764,
-0.724), so the bar of 0.5 has margin. The most expensive test of the training suite.
+augmentation; see LEARNING_OPTIONS). Measured with the suite's 2 threads: mask AP50 0.000 -> 0.752,
+box AP50 0.001 -> 0.821 (0.761 / 0.812 with 1 thread); with data seeds 1, 2, 3 instead (1 thread)
+the run reaches mask AP50 0.605, 0.697, 0.633 (box 0.672, 0.764, 0.724), so the bar of 0.5 has
+margin. The most expensive test of the training suite (about a minute on 2 quiet cores).
 """
 
 from __future__ import annotations
