@@ -33,8 +33,8 @@ CHILD = textwrap.dedent("""
 
     package, data, out = sys.argv[1:4]
     model = load_exported(package, threads=2)
-    from yolactpp.export.pt2 import pt2_runner
-    _, metadata = pt2_runner(model.path)
+    from yolactpp.runtime.aoti import AotiRuntime
+    metadata = AotiRuntime(model.path).metadata  # the package's own metadata, as stored
     images = list(np.load(data).values())
     fields = {}
     for i, det in enumerate(model.predict(images)):
