@@ -380,7 +380,7 @@ class Detections:
             _to_numpy(scores),
             lambda index: _to_numpy(self[index].masks),
             image_id,
-            category_ids,
+            self.category_ids if category_ids is None else category_ids,
             kind=kind,
             skip_empty=skip_empty,
             polygons=polygons,
