@@ -73,6 +73,30 @@ def _classes(value: Any) -> tuple[str | int, ...] | None:
     return tuple(out)
 
 
+class OptionsBuilder:
+    """``build`` and ``names`` for the frozen option dataclasses (:class:`PredictOptions`,
+    ``TrainOptions``); ``_KIND`` names them in errors ("prediction", "training")."""
+
+    _KIND = "model"
+
+    @classmethod
+    def build(cls, options: Self | None = None, **overrides: Any) -> Self:
+        """``options`` (or the defaults) with ``overrides`` applied; unknown keywords are named."""
+        if options is not None and not isinstance(options, cls):
+            raise OptionTypeError(f"options must be a {cls.__name__}, got {type(options).__name__}")
+        unknown = sorted(set(overrides) - set(cls.names()))
+        if unknown:
+            raise OptionTypeError(f"unknown {cls._KIND} option(s) {unknown}; valid: {list(cls.names())}")
+        if options is None:
+            return cls(**overrides)
+        return dataclasses.replace(options, **overrides) if overrides else options  # type: ignore[type-var]
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        """The option names, in declaration order."""
+        return tuple(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
+
+
 @dataclass(frozen=True)
 class ResolvedOptions:
     """:class:`PredictOptions` applied to one model: every threshold filled in, classes as label ids."""
@@ -83,7 +107,7 @@ class ResolvedOptions:
 
 
 @dataclass(frozen=True)
-class PredictOptions:
+class PredictOptions(OptionsBuilder):
     """How to turn network outputs into detections; every field is checked when the object is built.
 
     ``score_threshold`` keeps detections whose final score is strictly above it (0 keeps all).
@@ -92,6 +116,8 @@ class PredictOptions:
     model config when ``None``. ``classes`` (names and/or 0-based ids) restricts detection to those
     classes before NMS and the cap; names are matched against the model's when the options are used.
     """
+
+    _KIND = "prediction"
 
     score_threshold: float = 0.0
     top_k: int | None = None
@@ -126,23 +152,6 @@ class PredictOptions:
                 raise InvalidOptionError(f"iou_threshold must be in (0, 1], got {self.iou_threshold}")
         for name, value in values.items():  # normalized forms (ints, floats, a tuple of classes)
             object.__setattr__(self, name, value)
-
-    @classmethod
-    def build(cls, options: Self | None = None, **overrides: Any) -> Self:
-        """``options`` (or the defaults) with ``overrides`` applied; unknown keywords are named."""
-        if options is not None and not isinstance(options, cls):
-            raise OptionTypeError(f"options must be a PredictOptions, got {type(options).__name__}")
-        unknown = sorted(set(overrides) - set(cls.names()))
-        if unknown:
-            raise OptionTypeError(f"unknown prediction option(s) {unknown}; valid: {list(cls.names())}")
-        if options is None:
-            return cls(**overrides)
-        return dataclasses.replace(options, **overrides) if overrides else options
-
-    @classmethod
-    def names(cls) -> tuple[str, ...]:
-        """The option names, in declaration order."""
-        return tuple(f.name for f in dataclasses.fields(cls))
 
     def resolve(self, defaults: DetectConfig, class_names: Sequence[str]) -> ResolvedOptions:
         """Fill unset thresholds from a model's ``defaults``; turn ``classes`` into label ids of

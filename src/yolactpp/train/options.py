@@ -18,9 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from typing_extensions import Self
-
-from yolactpp.predict_options import InvalidOptionError, OptionTypeError, _integer, _real
+from yolactpp.predict_options import InvalidOptionError, OptionsBuilder, _integer, _real
 
 __all__ = ["ORIGINAL_LR_STEPS", "TrainOptions"]
 
@@ -67,7 +65,7 @@ def _steps(value: Any) -> tuple[float, ...]:
 
 
 @dataclass(frozen=True)
-class TrainOptions:
+class TrainOptions(OptionsBuilder):
     """A fine-tuning run; every field is checked when the object is built.
 
     Optimisation: ``iterations`` SGD steps of ``batch_size`` images, ``lr``, ``momentum``,
@@ -100,6 +98,8 @@ class TrainOptions:
     and restarting from the last one up to ``max_failures`` times when a worker is lost. In every
     data-parallel run ``batch_size`` is per process: a step sees ``batch_size x processes`` images.
     """
+
+    _KIND = "training"
 
     output_dir: str | os.PathLike[str] = "runs/train"
     iterations: int = 1000
@@ -186,23 +186,6 @@ class TrainOptions:
             raise InvalidOptionError(f"device must be a device name such as 'cpu' or 'cuda:0', got {self.device!r}")
         for name, value in values.items():
             object.__setattr__(self, name, value)
-
-    @classmethod
-    def build(cls, options: Self | None = None, **overrides: Any) -> Self:
-        """``options`` (or the defaults) with ``overrides`` applied; unknown keywords are named."""
-        if options is not None and not isinstance(options, cls):
-            raise OptionTypeError(f"options must be a TrainOptions, got {type(options).__name__}")
-        unknown = sorted(set(overrides) - set(cls.names()))
-        if unknown:
-            raise OptionTypeError(f"unknown training option(s) {unknown}; valid: {list(cls.names())}")
-        if options is None:
-            return cls(**overrides)
-        return dataclasses.replace(options, **overrides) if overrides else options
-
-    @classmethod
-    def names(cls) -> tuple[str, ...]:
-        """The option names, in declaration order."""
-        return tuple(f.name for f in dataclasses.fields(cls))
 
     @property
     def warmup(self) -> int:
