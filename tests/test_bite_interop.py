@@ -163,48 +163,112 @@ def test_iter_predict_tracks_identical_frames(small_pp_model, small_pp_onnx, fra
         _assert_confirmed_and_stable([d.track_ids.tolist() for d in stream], len(stream[0]))
 
 
-# -- int8: which convolutions stay float ------------------------------------------------------------
-#: Written out, not imported: the prediction head's output layers and the re-scoring net stay float.
-HEAD_OUTPUTS = ("bbox_layer", "conf_layer", "mask_layer")
+# -- int8: what is quantized, and where outputs stay float -------------------------------------------
+#: Written out, not imported: the module scopes of the network's parts, and the head's output product.
+NETWORK_PARTS = ("network.backbone", "network.fpn", "network.proto_net", "network.prediction_layers", "network.maskiou_net")
+HEAD_PRODUCT = "head_outputs"
 
 
-def test_int8_file_keeps_every_head_output_and_rescoring_conv_in_float(small_pp_onnx, frame, tmp_path) -> None:
+@pytest.fixture(scope="module")
+def small_int8_form(small_pp_model, frame, tmp_path_factory):
+    """The small YOLACT++ in the int8 form (float32), and its quantization with 8- and 7-bit weights."""
     pytest.importorskip("onnxruntime")
+    from yolactpp.export import load_exported
+    from yolactpp.export.onnx_export import write_onnx
+    from yolactpp.quantize.onnx_int8 import quantize_onnx
+
+    root = tmp_path_factory.mktemp("int8_form")
+    float_path = write_onnx(small_pp_model, root / "form.onnx", form="int8", verify=False)
+    float_model = load_exported(float_path)
+    feeds = [float_model.input_feeds([frame]), float_model.input_feeds([frame[::-1]])]
+    files = {bits: quantize_onnx(float_path, root / f"int8-{bits}.onnx", iter(feeds), calibration_count=2, weight_bits=bits) for bits in (8, 7)}
+    return float_path, files
+
+
+def _int8_weight(node, produced_by, initializers):
+    """The int8 initializer a node's weight is dequantized from, or None (a float weight)."""
+    source = produced_by.get(node.input[1])
+    if source is None or source.op_type != "DequantizeLinear":
+        return None
+    return initializers.get(source.input[0])
+
+
+def _scopes(node) -> str:
+    return " ".join(p.value for p in node.metadata_props if p.key == "pkg.torch.onnx.name_scopes")
+
+
+def test_int8_form_predicts_like_the_model(small_pp_model, frame) -> None:
+    """The rewritten network (GridSample + 1x1 Conv DCN with its BatchNorm folded, one im2col
+    product for the head outputs) computes what the model computes."""
+    from yolactpp.export._trace import example_inputs, prepare_graph
+
+    standard = prepare_graph(small_pp_model, "float32", None, None, use_topk=True)
+    rewritten = prepare_graph(small_pp_model, "float32", None, None, use_topk=True, form="int8")
+    assert not any(type(m).__name__ == "ModulatedDeformConv2d" for m in rewritten.modules())
+    inputs = list(example_inputs(standard, batch=2))
+    inputs[0] = torch.randn(inputs[0].shape, generator=torch.Generator().manual_seed(3))
+    inputs[1] = torch.tensor(0.01)
+    with torch.no_grad():
+        want, got = standard(*inputs), rewritten(*inputs)
+    assert int(want[0].min()) >= 3  # detections to compare
+    for name, a, b in zip(("count", "boxes", "scores", "box_scores", "labels", "soft_masks", "mask_iou"), want, got):
+        if a.dtype.is_floating_point:
+            torch.testing.assert_close(b, a, atol=2e-5, rtol=1e-4, msg=name)
+        else:
+            assert torch.equal(a, b), name
+
+
+def test_int8_file_quantizes_every_product_and_keeps_the_logits_float(small_int8_form, frame) -> None:
     import onnx
     from onnx import numpy_helper
 
     from yolactpp.export import load_exported
     from yolactpp.quantize.cpu import SlowInt8Warning
+
+    _, files = small_int8_form
+    for bits, path in files.items():
+        proto = onnx.load(str(path))
+        produced_by = {o: node for node in proto.graph.node for o in node.output}
+        consumers: dict[str, list] = {}
+        for node in proto.graph.node:
+            for i in node.input:
+                consumers.setdefault(i, []).append(node)
+        initializers = {i.name: numpy_helper.to_array(i) for i in proto.graph.initializer}
+
+        convs = products = 0
+        largest = 0
+        for node in proto.graph.node:
+            scope = _scopes(node)
+            if node.op_type == "Conv" and any(part in scope for part in NETWORK_PARTS):
+                weight = _int8_weight(node, produced_by, initializers)
+                assert weight is not None and weight.dtype == np.int8, f"{node.name} ({scope}) should be int8"
+                largest = max(largest, int(np.abs(weight.astype(np.int32)).max()))
+                convs += 1
+            elif node.op_type == "MatMul" and HEAD_PRODUCT in scope:
+                weight = _int8_weight(node, produced_by, initializers)
+                assert weight is not None and weight.dtype == np.int8, f"{node.name}: the head outputs should be int8"
+                assert produced_by[node.input[0]].op_type == "DequantizeLinear", "head product input not quantized"
+                after = [c.op_type for c in consumers.get(node.output[0], [])]
+                assert "QuantizeLinear" not in after, f"the head's logits are requantized ({after})"
+                products += 1
+        assert products == 5 and convs > 10  # one head product per FPN level (the head is shared)
+        assert not any(n.op_type == "DeformConv" for n in proto.graph.node)
+        assert any(n.op_type == "GridSample" for n in proto.graph.node)  # the DCN samples in float
+        assert any(n.op_type == "Conv" and "maskiou_net" in _scopes(n) for n in proto.graph.node)
+        # 7-bit weights stay within +-64 (no 16-bit saturation), 8-bit ones use the full range
+        assert largest <= 64 if bits == 7 else largest > 100, (bits, largest)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SlowInt8Warning)
+            quantized_model = load_exported(path)
+        assert quantized_model.info.dtype == "int8" and len(quantized_model.predict(frame, max_detections=5)) == 5
+
+
+def test_quantizing_a_standard_export_is_refused(small_pp_onnx, frame, tmp_path) -> None:
+    from yolactpp.export import load_exported
+    from yolactpp.export.metadata import ExportFormatError
     from yolactpp.quantize.onnx_int8 import quantize_onnx
 
-    float_model = load_exported(small_pp_onnx)
-    feeds = [float_model.input_feeds([frame]), float_model.input_feeds([frame[::-1]])]
-    out = quantize_onnx(small_pp_onnx, tmp_path / "small-int8.onnx", iter(feeds), calibration_count=2)
-    proto = onnx.load(str(out))
-    float_weights = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(small_pp_onnx)).graph.initializer}
-    produced_by = {o: node for node in proto.graph.node for o in node.output}
-    initializers = {i.name: i for i in proto.graph.initializer}
-    seen = {name: 0 for name in (*HEAD_OUTPUTS, "maskiou_net")}
-    int8 = 0
-    for node in proto.graph.node:
-        if node.op_type != "Conv":
-            continue
-        scope = " ".join(p.value for p in node.metadata_props if p.key == "pkg.torch.onnx.name_scopes")
-        source = produced_by.get(node.input[1])
-        quantized = source is not None and source.op_type == "DequantizeLinear"
-        stays_float = [name for name in seen if name in scope]
-        if stays_float:
-            seen[stays_float[0]] += 1
-            assert not quantized, f"{node.name} ({stays_float[0]}) must stay float"
-            weight = initializers[node.input[1]]  # float weights, unchanged from the float file
-            np.testing.assert_array_equal(numpy_helper.to_array(weight), float_weights[node.input[1]])
-        else:
-            assert quantized, f"{node.name} ({scope}) should be int8"
-            int8 += 1
-    # one head (prediction layers are shared across the 5 FPN levels) and a 2-conv re-scoring net
-    assert all(count >= 1 for count in seen.values()), seen
-    assert int8 > 10
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", SlowInt8Warning)
-        quantized_model = load_exported(out)
-    assert quantized_model.info.dtype == "int8" and len(quantized_model.predict(frame, max_detections=5)) == 5
+    feeds = [load_exported(small_pp_onnx).input_feeds([frame])]
+    with pytest.raises(ExportFormatError, match="int8 form"):
+        quantize_onnx(small_pp_onnx, tmp_path / "x.onnx", iter(feeds), calibration_count=1)
+    assert not (tmp_path / "x.onnx").exists()

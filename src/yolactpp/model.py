@@ -237,6 +237,7 @@ class YolactPP(nn.Module, Predictor):
         progress: bool = True,
         threads: int | None = None,
         overwrite: bool = False,
+        weight_bits: int | None = None,
     ) -> ExportedModel:
         """An int8 copy of this model for the CPU, with the same ``predict`` / ``iter_predict``.
 
@@ -250,12 +251,21 @@ class YolactPP(nn.Module, Predictor):
         (:class:`~yolactpp.quantize.SlowInt8Warning`) on a CPU without int8 dot-product
         instructions, where int8 does not pay. See docs/performance.md for speed and accuracy.
         An existing ``path`` is replaced only with ``overwrite=True``; unreadable calibration images
-        are skipped with a warning, all of them read before the export starts.
+        are skipped with a warning, all of them read before the export starts. ``weight_bits``:
+        8 (full range) or 7; by default 8 where this CPU has int8 dot-product instructions, else 7
+        (without them 8-bit weights can saturate onnxruntime's 16-bit intermediate sums).
         """
         from yolactpp.quantize import quantize_model
 
         return quantize_model(
-            self, calibration_images, count=count, path=path, progress=progress, threads=threads, overwrite=overwrite
+            self,
+            calibration_images,
+            count=count,
+            path=path,
+            progress=progress,
+            threads=threads,
+            overwrite=overwrite,
+            weight_bits=weight_bits,
         )
 
     def fit(

@@ -31,11 +31,15 @@ def resize_bilinear(image: np.ndarray, height: int, width: int) -> np.ndarray:
     """H x W x C array -> float32 ``height`` x ``width`` x C (bilinear, align_corners=False, no antialias)."""
     y0, y1, wy0, wy1 = _taps(image.shape[0], height)
     x0, x1, wx0, wx1 = _taps(image.shape[1], width)
-    src = image.astype(np.float32, copy=False)
-    top, bottom = src[y0], src[y1]
+    # The four taps are gathered from the source in its own dtype (uint8 for images: a quarter of
+    # the memory traffic of converting the whole image first), then combined in float32 in torch's order.
+    top, bottom = image.take(y0, axis=0), image.take(y1, axis=0)
     wx0, wx1 = wx0[None, :, None], wx1[None, :, None]
-    row_low = top[:, x0] * wx0 + top[:, x1] * wx1
-    row_high = bottom[:, x0] * wx0 + bottom[:, x1] * wx1
+
+    def taps(rows: np.ndarray) -> np.ndarray:
+        return rows.take(x0, axis=1).astype(np.float32) * wx0 + rows.take(x1, axis=1).astype(np.float32) * wx1
+
+    row_low, row_high = taps(top), taps(bottom)
     return row_low * wy0[:, None, None] + row_high * wy1[:, None, None]
 
 

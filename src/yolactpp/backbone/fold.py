@@ -57,9 +57,10 @@ def folded_conv_bn_params(conv: nn.Module, bn: nn.BatchNorm2d) -> tuple[torch.Te
     return folded_w, folded_b
 
 
-def conv_bn(conv: nn.Module, bn: nn.BatchNorm2d, x: torch.Tensor) -> torch.Tensor:
-    """``bn(conv(x))``, as one folded convolution when running inference in eval mode."""
-    if bn.training or torch.is_grad_enabled() or not getattr(bn, _ENABLED_ATTR, True):
+def conv_bn(conv: nn.Module, bn: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``bn(conv(x))``, as one folded convolution when running inference in eval mode (a ``bn``
+    that is not a BatchNorm, e.g. an Identity left where one was folded away, just runs)."""
+    if not isinstance(bn, nn.BatchNorm2d) or bn.training or torch.is_grad_enabled() or not getattr(bn, _ENABLED_ATTR, True):
         return bn(conv(x))
     weight, bias = folded_conv_bn_params(conv, bn)
     if isinstance(conv, nn.Conv2d):

@@ -72,9 +72,11 @@ def padded_detect(
     batch, num_priors, _ = loc.shape
     num_classes = conf.shape[-1] - 1
     invalid = torch.full((), _INVALID, dtype=conf.dtype, device=conf.device)
-    scores = torch.where(class_mask, conf[..., 1:], invalid)  # [B, P, C]
-    candidate = scores.amax(dim=-1) > conf_threshold  # [B, P]
-    scores = torch.where(candidate.unsqueeze(-1), scores, invalid).transpose(1, 2)  # [B, C, P]
+    # Class-major first: the masks then broadcast along the long, contiguous prior axis (in
+    # onnxruntime ~4x faster than along the 80 classes); the values are the same.
+    scores = torch.where(class_mask.unsqueeze(-1), conf[..., 1:].transpose(1, 2), invalid)  # [B, C, P]
+    candidate = scores.amax(dim=1) > conf_threshold  # [B, P]
+    scores = torch.where(candidate.unsqueeze(1), scores, invalid)
     k = min(max_top_k, num_priors)
     top_scores, top_index = _sorted_desc(scores, k, use_topk)  # [B, C, k]
     rank = torch.arange(k, device=loc.device)

@@ -29,13 +29,14 @@ def prepare_graph(
     max_detections: int | None,
     top_k: int | None,
     use_topk: bool,
-    grid_sample_dcn: bool = False,
+    form: str = "standard",
 ) -> DeploymentGraph:
     """A copy of the model's network in ``dtype`` on the CPU, ready to trace (the model is untouched).
 
     BatchNorm folding is turned off in the copy: its per-call weight cache is a side effect that
     tracing cannot keep, and every runtime folds Conv+BatchNormalization itself. The prior cache is
-    filled first, so the priors become a constant of the graph.
+    filled first, so the priors become a constant of the graph. ``form``: ``"standard"``,
+    ``"grid_sample"`` (DCN without ``DeformConv``) or ``"int8"`` (:mod:`yolactpp.export.int8_form`).
     """
     if dtype not in DTYPES:
         raise InvalidArgumentError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
@@ -43,10 +44,16 @@ def prepare_graph(
     top_k = check_limit("top_k", top_k, MAX_TOP_K)
     network = copy.deepcopy(model.network).to(device="cpu", dtype=DTYPES[dtype]).eval()
     set_batchnorm_folding(network, False)
-    if grid_sample_dcn:
+    if form == "grid_sample":
         from yolactpp.export.dcn_grid_sample import use_grid_sample_dcn
 
         use_grid_sample_dcn(network)
+    elif form == "int8":
+        from yolactpp.export.int8_form import use_int8_form
+
+        use_int8_form(network)
+    elif form != "standard":
+        raise InvalidArgumentError(f"unknown export form {form!r}")
     size = model.config.preprocess.size
     with torch.no_grad():
         network(torch.zeros(1, 3, size, size, dtype=DTYPES[dtype]).contiguous(memory_format=torch.channels_last))
@@ -72,12 +79,12 @@ def trace_model(
     max_detections: int | None,
     top_k: int | None,
     use_topk: bool,
-    grid_sample_dcn: bool = False,
+    form: str = "standard",
 ) -> tuple[DeploymentGraph, torch.export.ExportedProgram]:
     """:func:`prepare_graph` and :func:`trace`, with predictions on ``model`` held off meanwhile
     (tracing patches torch's global state; see :class:`yolactpp.concurrency.UseGuard`)."""
     with model._guard.converting("export"):
-        graph = prepare_graph(model, dtype, max_detections, top_k, use_topk, grid_sample_dcn)
+        graph = prepare_graph(model, dtype, max_detections, top_k, use_topk, form)
         return graph, trace(graph)
 
 

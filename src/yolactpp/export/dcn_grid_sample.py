@@ -1,4 +1,4 @@
-"""DCNv2 written with ``grid_sample`` + a matrix product, for runtimes without ``DeformConv``.
+"""DCNv2 written with ``grid_sample`` + a 1x1 convolution, for runtimes without ``DeformConv``.
 
 OpenVINO's ONNX reader has no conversion rule for ``DeformConv`` (checked with 2026.4); every
 runtime has ``GridSample`` (opset 16). Bilinear sampling with zero padding and
@@ -53,11 +53,14 @@ def deform_conv2d_grid_sample(
     padding: int | tuple[int, int],
     dilation: int | tuple[int, int],
     mask: torch.Tensor | None,
+    product_weight: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """:func:`torchvision.ops.deform_conv2d` (one offset group, one weight group) via ``grid_sample``.
 
     As on every other path, a NaN offset makes its tap read zero (the native kernel's rule).
     ``stride`` / ``padding`` / ``dilation`` may differ between height and width; ``mask=None`` is DCNv1.
+    ``product_weight``: ``weight`` already reshaped to ``[O, C * taps, 1, 1]`` (a constant in an
+    exported graph, which quantizers need), else reshaped here.
     """
     check_contract(x, offset, weight, mask)
     (sy, sx), (py_, px_), (dy, dx) = _pair("stride", stride), _pair("padding", padding), _pair("dilation", dilation)
@@ -81,9 +84,11 @@ def deform_conv2d_grid_sample(
     )
     weights = valid.to(dtype) if mask is None else mask * valid.to(dtype)
     sampled = sampled.view(n, c, taps, ho, wo) * weights.unsqueeze(1)
-    out = torch.matmul(weight.reshape(out_c, c * taps), sampled.reshape(n, c * taps, ho * wo))
-    out = out.view(n, out_c, ho, wo)
-    return out if bias is None else out + bias.view(1, -1, 1, 1)
+    # The weight product as a 1x1 convolution over the C x taps sampled channels: every runtime
+    # fuses the bias and a following BatchNorm into it, and quantizers treat it as any other Conv.
+    if product_weight is None:
+        product_weight = weight.reshape(out_c, c * taps, 1, 1)
+    return F.conv2d(sampled.reshape(n, c * taps, ho, wo), product_weight, bias)
 
 
 class _GridSampleDeformConv(ModulatedDeformConv2d):

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from yolactpp.export.graph import DeploymentGraph
     from yolactpp.model import YolactPP
 
-__all__ = ["MAX_OPSET", "MIN_OPSET", "check_exported", "export_onnx"]
+__all__ = ["MAX_OPSET", "MIN_OPSET", "check_exported", "export_onnx", "write_onnx"]
 
 #: ``DeformConv`` entered the standard ONNX opset in version 19.
 MIN_OPSET = 19
@@ -143,8 +143,6 @@ def export_onnx(
     are only run), and takes its name only once it passed.
     """
     require_extra(("onnx", "onnxscript"), "onnx", "exporting to ONNX")
-    import onnx
-
     if isinstance(opset, bool) or not isinstance(opset, int):
         raise InvalidArgumentTypeError(f"opset must be an int, got {opset!r}")
     if not MIN_OPSET <= opset <= MAX_OPSET:
@@ -154,9 +152,26 @@ def export_onnx(
     if deform_conv not in ("DeformConv", "grid_sample"):
         raise InvalidArgumentError(f"deform_conv must be 'DeformConv' or 'grid_sample', got {deform_conv!r}")
     target = check_output_file(path, suffix=".onnx", overwrite=overwrite, what="ONNX file")
-    graph, program = trace_model(
-        model, dtype, max_detections, top_k, use_topk=True, grid_sample_dcn=deform_conv == "grid_sample"
-    )
+    form = "grid_sample" if deform_conv == "grid_sample" else "standard"
+    return write_onnx(model, target, opset=opset, dtype=dtype, max_detections=max_detections, top_k=top_k, form=form, verify=verify)
+
+
+def write_onnx(
+    model: YolactPP,
+    target: Path,
+    *,
+    opset: int = DEFAULT_OPSET,
+    dtype: str = "float32",
+    max_detections: int | None = None,
+    top_k: int | None = None,
+    form: str = "standard",
+    verify: bool = True,
+) -> Path:
+    """:func:`export_onnx` once its arguments are checked; ``form`` as in :func:`yolactpp.export._trace.prepare_graph`
+    (``"int8"`` is the form ``model.quantize`` calibrates and quantizes)."""
+    import onnx
+
+    graph, program = trace_model(model, dtype, max_detections, top_k, use_topk=True, form=form)
     onnx_program = to_onnx(program, target, opset, list(INPUT_NAMES), list(output_names(model.config)))
     proto = onnx_program.model_proto
     for key, value in write_metadata(model.config, export_info(graph, "onnx", dtype, opset)).items():

@@ -19,11 +19,14 @@ def pairwise_iou(boxes: torch.Tensor) -> torch.Tensor:
 
     Areas are ``(x2 - x1) * (y2 - y1)`` with no +1; intersections clamp at 0.
     """
-    top_left = torch.maximum(boxes[:, :, None, :2], boxes[:, None, :, :2])
-    bottom_right = torch.minimum(boxes[:, :, None, 2:], boxes[:, None, :, 2:])
-    wh = (bottom_right - top_left).clamp(min=0)
-    inter = wh[..., 0] * wh[..., 1]
-    area = (boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1])
+    # One [C, K, K] grid per coordinate (not [C, K, K, 2]): the same arithmetic, but elementwise
+    # ops over a last dimension of K vectorize where a last dimension of 2 does not (onnxruntime's
+    # broadcasting Max/Min: ~50x faster for 80 classes x 200 boxes).
+    x1, y1, x2, y2 = boxes.unbind(-1)
+    w = (torch.minimum(x2[:, :, None], x2[:, None, :]) - torch.maximum(x1[:, :, None], x1[:, None, :])).clamp(min=0)
+    h = (torch.minimum(y2[:, :, None], y2[:, None, :]) - torch.maximum(y1[:, :, None], y1[:, None, :])).clamp(min=0)
+    inter = w * h
+    area = (x2 - x1) * (y2 - y1)
     union = area[:, :, None] + area[:, None, :] - inter
     return inter / union
 

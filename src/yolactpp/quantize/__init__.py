@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from yolactpp.errors import require_extra
+from yolactpp.errors import InvalidArgumentError, require_extra
 from yolactpp.outputs import check_output_file, staged_file
 from yolactpp.quantize.calibration import (
     DEFAULT_CALIBRATION_COUNT,
@@ -58,12 +58,16 @@ def quantize_model(
     progress: bool = True,
     threads: int | None = None,
     overwrite: bool = False,
+    weight_bits: int | None = None,
 ) -> ExportedModel:
     """See :meth:`yolactpp.YolactPP.quantize`."""
     require_extra(("onnx", "onnxscript", "onnxruntime"), "int8", "int8 quantization")
-    from yolactpp.export import export_onnx, load_exported
-    from yolactpp.export.onnx_export import check_exported
-    from yolactpp.quantize.onnx_int8 import quantize_onnx
+    from yolactpp.export import load_exported
+    from yolactpp.export.onnx_export import check_exported, write_onnx
+    from yolactpp.quantize.onnx_int8 import WEIGHT_BITS, quantize_onnx
+
+    if weight_bits is not None and (isinstance(weight_bits, bool) or weight_bits not in WEIGHT_BITS):
+        raise InvalidArgumentError(f"weight_bits must be 7, 8 or None (chosen for this CPU), got {weight_bits!r}")
 
     warn_if_int8_slow()
     out = None
@@ -76,7 +80,7 @@ def quantize_model(
             keep_dir = tempfile.mkdtemp(prefix="yolactpp-int8-")
             out = Path(keep_dir) / f"{model.config.name}-int8.onnx"
         with tempfile.TemporaryDirectory(prefix="yolactpp-int8-") as work, staged_file(out) as staging:
-            float_path = export_onnx(model, Path(work) / "float32.onnx", verify=False)
+            float_path = write_onnx(model, Path(work) / "float32.onnx", form="int8", verify=False)
             float_model = load_exported(float_path, threads=threads)
 
             def feeds() -> Iterator[dict[str, np.ndarray]]:
@@ -85,7 +89,7 @@ def quantize_model(
                 for image in tqdm(images, desc="calibrating", unit="image", disable=not progress, leave=False):
                     yield float_model.input_feeds([image])
 
-            quantize_onnx(float_path, staging, feeds(), calibration_count=len(images))
+            quantize_onnx(float_path, staging, feeds(), calibration_count=len(images), weight_bits=weight_bits)
             # The int8 file differs from float32 by design: it is only run, not compared.
             check_exported(staging, model.config, float_model.info.top_k, None)
         with warnings.catch_warnings():

@@ -1,17 +1,21 @@
 """int8 static quantization of an exported ONNX model with onnxruntime (QDQ, per-channel weights).
 
-Which convolutions go int8: those of the network (backbone, FPN, ProtoNet, the prediction head's
-shared layers), found through the module scopes the exporter writes into each node's metadata.
-What stays float32, and why:
+The model is exported in the int8 form (:mod:`yolactpp.export.int8_form`), where every large
+multiply is a ``Conv`` or ``MatMul``; what goes int8, found through the module scopes the exporter
+writes into each node's metadata:
 
-- the prediction head's output convolutions (class logits, box deltas, mask coefficients): their
-  outputs feed detection directly, and 8 bits across 81 classes' logits reorder near-tied scores;
-- the deformable convolutions of YOLACT++ (ONNX ``DeformConv`` has no integer form);
-- everything after the network: box decoding, FastNMS, mask assembly and the re-scoring net.
+- every convolution of the network (backbone, FPN, ProtoNet, the head's shared layer, the mask
+  re-scoring net) and the 1x1 weight product of each DCN, with uint8 outputs;
+- the prediction head's output product (boxes, class logits, coefficients): int8 inputs and
+  weights, **float32 output** (no output quantization, so the logits are not rounded to 8 bits).
 
-Weights are quantized to 7 bits (``reduce_range``): CPUs without VNNI/AMX multiply uint8 by int8
-with 16-bit intermediate sums, which saturate with full 8-bit weights (measured: 14 % of the float
-detections kept instead of 70 % on an AVX2-only CPU); with 7 bits the file is exact everywhere.
+What stays float32: the DCN's bilinear sampling (``GridSample``) and everything after the network
+(box decoding, FastNMS, mask assembly).
+
+Weights use the full 8-bit range on CPUs with integer dot-product instructions (VNNI, AMX, ARM
+dot product); elsewhere onnxruntime multiplies uint8 by int8 with 16-bit intermediate sums, which
+full 8-bit weights saturate (measured: 14 % of the float detections kept instead of 70 % on an
+AVX2-only CPU), so there the 7-bit range is used (``weight_bits=7``).
 """
 
 from __future__ import annotations
@@ -27,17 +31,38 @@ from typing import Any
 
 import numpy as np
 
+from yolactpp.errors import InvalidArgumentError
+from yolactpp.export.int8_form import HEAD_MATMUL_SCOPE
 from yolactpp.export.metadata import ExportFormatError, read_metadata, write_metadata
+from yolactpp.runtime.int8 import Int8Support, int8_support
 
-__all__ = ["FLOAT_LAYERS", "QUANTIZATION_KEY", "QUANTIZED_PARTS", "int8_conv_nodes", "quantize_onnx"]
+__all__ = [
+    "FLOAT_OUTPUT_SCOPES",
+    "QUANTIZATION_KEY",
+    "QUANTIZED_PARTS",
+    "WEIGHT_BITS",
+    "default_weight_bits",
+    "int8_nodes",
+    "quantize_onnx",
+]
 
-#: Module paths (in the exported graph) whose convolutions are quantized.
-QUANTIZED_PARTS = ("network.backbone", "network.fpn", "network.proto_net", "network.prediction_layers")
-#: Module name endings whose convolutions stay float32 (the prediction head's outputs).
-FLOAT_LAYERS = (".conf_layer", ".bbox_layer", ".mask_layer")
+#: Module paths (in the exported graph) whose Conv / MatMul nodes are quantized.
+QUANTIZED_PARTS = (
+    "network.backbone",
+    "network.fpn",
+    "network.proto_net",
+    "network.prediction_layers",
+    "network.maskiou_net",
+)
+#: Module name endings whose quantized product keeps a float32 output (the head's outputs).
+FLOAT_OUTPUT_SCOPES = (f".{HEAD_MATMUL_SCOPE}",)
+#: The weight ranges offered: 8 (full, needs integer dot products) or 7 (safe with 16-bit sums).
+WEIGHT_BITS = (7, 8)
 #: Metadata key of the quantization settings in an int8 file.
 QUANTIZATION_KEY = "yolactpp.quantization"
 _SCOPES_KEY = "pkg.torch.onnx.name_scopes"
+#: The im2col ops around the head's output product, run on uint8 data when they carry QDQ pairs.
+_DATA_MOVEMENT = ("Transpose", "Pad", "Slice", "Concat", "Reshape")
 
 
 def _module_scopes(node: Any) -> list[str]:
@@ -50,23 +75,36 @@ def _module_scopes(node: Any) -> list[str]:
     return []
 
 
-def int8_conv_nodes(model: Any) -> list[str]:
-    """Names of the ``Conv`` nodes to quantize in an exported model (see the module docs)."""
-    chosen, seen_scopes = [], False
+def int8_nodes(model: Any) -> list[str]:
+    """Names of the nodes to quantize in a model exported in the int8 form (see the module docs)."""
+    chosen, seen_scopes, head_products = [], False, 0
     for node in model.graph.node:
-        if node.op_type != "Conv":
-            continue
         scopes = _module_scopes(node)
         seen_scopes = seen_scopes or bool(scopes)
-        in_network = any(s.startswith(QUANTIZED_PARTS) for s in scopes)
-        if in_network and not any(s.endswith(FLOAT_LAYERS) for s in scopes):
+        if not any(s.startswith(QUANTIZED_PARTS) for s in scopes):
+            continue
+        in_head_outputs = any(s.endswith(FLOAT_OUTPUT_SCOPES) for s in scopes)
+        if node.op_type == "Conv" and not in_head_outputs:
+            chosen.append(node.name)
+        elif in_head_outputs and node.op_type == "MatMul":
+            chosen.append(node.name)
+            head_products += 1
+        elif in_head_outputs and node.op_type in _DATA_MOVEMENT:
             chosen.append(node.name)
     if not seen_scopes:
         raise ExportFormatError(
             "the ONNX file has no module scopes in its node metadata, so the network's convolutions cannot be "
-            "told apart; quantize a file written by this version of yolactpp's export_onnx"
+            "told apart; quantize a file written by this version of yolactpp"
         )
+    if not head_products:
+        raise ExportFormatError("the ONNX file is not in the int8 form (no head output product found); quantize a model, not a file")
     return chosen
+
+
+def default_weight_bits(support: Int8Support | None = None) -> int:
+    """8 where this CPU has integer dot-product instructions, else 7 (see the module docs)."""
+    support = int8_support() if support is None else support
+    return 8 if support.instructions else 7
 
 
 class _DropAdvice(logging.Filter):
@@ -92,9 +130,11 @@ def quantize_onnx(
     feeds: Iterable[dict[str, np.ndarray]],
     *,
     calibration_count: int,
+    weight_bits: int | None = None,
 ) -> Path:
     """Quantize the exported ``float_path`` into ``int8_path``, calibrating on ``feeds`` (graph
-    inputs, one image each). The result keeps the export metadata with ``dtype`` "int8" and adds
+    inputs, one image each), with weights in ``weight_bits`` (default :func:`default_weight_bits`).
+    ``float_path`` must be a float32 export in the int8 form. The result keeps the export metadata with ``dtype`` "int8" and adds
     the quantization settings under :data:`QUANTIZATION_KEY`."""
     import onnx
     from onnxruntime.quantization import (
@@ -110,7 +150,11 @@ def quantize_onnx(
     config, info = read_metadata(metadata, str(float_path))
     if info.dtype != "float32":
         raise ExportFormatError(f"{float_path}: only float32 exports can be quantized, this one is {info.dtype}")
-    nodes = int8_conv_nodes(model)
+    if weight_bits is None:
+        weight_bits = default_weight_bits()
+    if weight_bits not in WEIGHT_BITS:
+        raise InvalidArgumentError(f"weight_bits must be 7 or 8, got {weight_bits!r}")
+    nodes = int8_nodes(model)
     del model
 
     class Reader(CalibrationDataReader):
@@ -127,13 +171,14 @@ def quantize_onnx(
             str(int8_path),
             Reader(iter(feeds)),
             quant_format=QuantFormat.QDQ,
-            op_types_to_quantize=["Conv"],
+            op_types_to_quantize=["Conv", "MatMul", *_DATA_MOVEMENT],
             nodes_to_quantize=nodes,
             per_channel=True,
-            reduce_range=True,
+            reduce_range=weight_bits == 7,
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             calibrate_method=CalibrationMethod.MinMax,
+            extra_options={"OpTypesToExcludeOutputQuantization": ["MatMul"]},
         )
     quantized = onnx.load(str(int8_path))
     del quantized.metadata_props[:]
@@ -142,10 +187,12 @@ def quantize_onnx(
         {
             "engine": "onnxruntime static quantization, QDQ",
             "activations": "uint8, per tensor, min/max calibrated",
-            "weights": "int8 (7-bit range), per channel",
+            "weights": "int8, per channel",
+            "weight_bits": weight_bits,
             "calibration_images": calibration_count,
-            "int8_convolutions": len(nodes),
-            "float_layers": [*FLOAT_LAYERS, "DeformConv", "detection", "mask assembly", "maskiou_net"],
+            "int8_nodes": len(nodes),
+            "float_outputs": ["head outputs (box deltas, class logits, coefficients)"],
+            "float_ops": ["DCN sampling (GridSample)", "detection", "mask assembly"],
         }
     )
     for key, value in entries.items():
