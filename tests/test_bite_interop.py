@@ -199,7 +199,7 @@ def _scopes(node) -> str:
 
 def test_int8_form_predicts_like_the_model(small_pp_model, frame) -> None:
     """The rewritten network (GridSample + 1x1 Conv DCN with its BatchNorm folded, one im2col
-    product for the head outputs) computes what the model computes."""
+    product for the head outputs, ProtoNet's projection as a product) computes what the model computes."""
     from yolactpp.export._trace import example_inputs, prepare_graph
 
     standard = prepare_graph(small_pp_model, "float32", None, None, use_topk=True)
@@ -244,14 +244,14 @@ def test_int8_file_quantizes_every_product_and_keeps_the_logits_float(small_int8
                 assert weight is not None and weight.dtype == np.int8, f"{node.name} ({scope}) should be int8"
                 largest = max(largest, int(np.abs(weight.astype(np.int32)).max()))
                 convs += 1
-            elif node.op_type == "MatMul" and HEAD_PRODUCT in scope:
+            elif node.op_type == "MatMul" and (HEAD_PRODUCT in scope or "network.proto_net" in scope):
                 weight = _int8_weight(node, produced_by, initializers)
-                assert weight is not None and weight.dtype == np.int8, f"{node.name}: the head outputs should be int8"
-                assert produced_by[node.input[0]].op_type == "DequantizeLinear", "head product input not quantized"
+                assert weight is not None and weight.dtype == np.int8, f"{node.name} ({scope}) should be int8"
+                assert produced_by[node.input[0]].op_type == "DequantizeLinear", f"{node.name}: input not quantized"
                 after = [c.op_type for c in consumers.get(node.output[0], [])]
-                assert "QuantizeLinear" not in after, f"the head's logits are requantized ({after})"
+                assert "QuantizeLinear" not in after, f"{node.name}: logits / prototypes requantized ({after})"
                 products += 1
-        assert products == 5 and convs > 10  # one head product per FPN level (the head is shared)
+        assert products == 6 and convs > 10  # a head product per FPN level (the head is shared), the prototypes
         assert not any(n.op_type == "DeformConv" for n in proto.graph.node)
         assert any(n.op_type == "GridSample" for n in proto.graph.node)  # the DCN samples in float
         assert any(n.op_type == "Conv" and "maskiou_net" in _scopes(n) for n in proto.graph.node)

@@ -12,6 +12,8 @@ results equal the plain network's to float rounding. Three rewrites:
   Slice and Concat in NHWC order, which is the head's output layout) by their stacked weights.
   The quantizer gives that MatMul int8 inputs and weights but no output quantization: onnxruntime
   runs it as an integer GEMM with float32 output, so the logits are never rounded to 8 bits.
+- **ProtoNet's final 1x1 projection**: a ``MatMul`` in NHWC order (the prototypes' layout), also
+  with a float32 output, so the prototypes the masks are assembled from are not rounded to 8 bits.
 - The mask re-scoring net is left as it is: its convolutions are quantized in place.
 """
 
@@ -25,6 +27,7 @@ from yolactpp.backbone.dcn import ModulatedDeformConv2d
 from yolactpp.backbone.fold import folded_conv_bn_params
 from yolactpp.export.dcn_grid_sample import deform_conv2d_grid_sample
 from yolactpp.heads.prediction import PredictionHead
+from yolactpp.heads.protonet import ProtoNet
 
 __all__ = ["HEAD_MATMUL_SCOPE", "im2col_3x3", "use_int8_form"]
 
@@ -105,9 +108,29 @@ def _rewrite_dcns(network: nn.Module) -> None:
         conv.__class__ = _Int8FormDeformConv
 
 
+class _NhwcProjection(nn.Module):
+    """A 1x1 convolution as a matrix product over the channels of each pixel (NCHW in and out)."""
+
+    def __init__(self, conv: nn.Conv2d) -> None:
+        super().__init__()
+        if conv.kernel_size != (1, 1) or conv.stride != (1, 1) or conv.groups != 1:
+            raise ValueError(f"int8 form: ProtoNet's last layer must be a 1x1 convolution, got {conv}")
+        weight = conv.weight.reshape(conv.out_channels, conv.in_channels).t()
+        self.weight = nn.Parameter(weight.contiguous(), requires_grad=False)
+        bias = conv.bias if conv.bias is not None else weight.new_zeros(conv.out_channels)
+        self.bias = nn.Parameter(bias.detach().clone(), requires_grad=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (torch.matmul(x.permute(0, 2, 3, 1), self.weight) + self.bias).permute(0, 3, 1, 2)
+
+
 def use_int8_form(network: nn.Module) -> None:
     """Rewrite ``network`` (an eval-mode export copy) into the int8 form described above."""
     _rewrite_dcns(network)
+    proto_net = getattr(network, "proto_net", None)
+    if isinstance(proto_net, ProtoNet):
+        last = max(i for i, layer in enumerate(proto_net) if isinstance(layer, nn.Conv2d))
+        proto_net[last] = _NhwcProjection(proto_net[last])
     for module in network.modules():
         if type(module) is PredictionHead:
             module.head_outputs = _StackedOutputs(module)

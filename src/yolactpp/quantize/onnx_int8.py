@@ -6,8 +6,9 @@ writes into each node's metadata:
 
 - every convolution of the network (backbone, FPN, ProtoNet, the head's shared layer, the mask
   re-scoring net) and the 1x1 weight product of each DCN, with uint8 outputs;
-- the prediction head's output product (boxes, class logits, coefficients): int8 inputs and
-  weights, **float32 output** (no output quantization, so the logits are not rounded to 8 bits).
+- the prediction head's output product (boxes, class logits, coefficients) and ProtoNet's final
+  projection: int8 inputs and weights, **float32 output** (no output quantization, so neither the
+  logits nor the prototypes are rounded to 8 bits).
 
 What stays float32: the DCN's bilinear sampling (``GridSample``) and everything after the network
 (box decoding, FastNMS, mask assembly).
@@ -86,9 +87,9 @@ def int8_nodes(model: Any) -> list[str]:
         in_head_outputs = any(s.endswith(FLOAT_OUTPUT_SCOPES) for s in scopes)
         if node.op_type == "Conv" and not in_head_outputs:
             chosen.append(node.name)
-        elif in_head_outputs and node.op_type == "MatMul":
+        elif node.op_type == "MatMul":  # the int8 form's float-output products (head outputs, prototypes)
             chosen.append(node.name)
-            head_products += 1
+            head_products += in_head_outputs
         elif in_head_outputs and node.op_type in _DATA_MOVEMENT:
             chosen.append(node.name)
     if not seen_scopes:
@@ -191,7 +192,7 @@ def quantize_onnx(
             "weight_bits": weight_bits,
             "calibration_images": calibration_count,
             "int8_nodes": len(nodes),
-            "float_outputs": ["head outputs (box deltas, class logits, coefficients)"],
+            "float_outputs": ["head outputs (box deltas, class logits, coefficients)", "prototypes"],
             "float_ops": ["DCN sampling (GridSample)", "detection", "mask assembly"],
         }
     )
