@@ -32,7 +32,14 @@ def main(argv: list[str] | None = None) -> None:
 
     import torch
 
-    from tests.train.tiny import LEARNING_IMAGES, LEARNING_OPTIONS, LEARNING_SIZE, learning_data, learning_model, register_tiny
+    from tests.train.tiny import (
+        LEARNING_IMAGES,
+        LEARNING_OPTIONS,
+        LEARNING_SIZE,
+        learning_data,
+        learning_model,
+        register_tiny,
+    )
     from yolactpp import YolactPP
     from yolactpp.evaluate import evaluate_coco
     from yolactpp.quantize import SlowInt8Warning, calibration_images, int8_support

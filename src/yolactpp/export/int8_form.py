@@ -130,7 +130,9 @@ def use_int8_form(network: nn.Module) -> None:
     proto_net = getattr(network, "proto_net", None)
     if isinstance(proto_net, ProtoNet):
         last = max(i for i, layer in enumerate(proto_net) if isinstance(layer, nn.Conv2d))
-        proto_net[last] = _NhwcProjection(proto_net[last])
+        conv = proto_net[last]
+        assert isinstance(conv, nn.Conv2d)
+        proto_net[last] = _NhwcProjection(conv)
     for module in network.modules():
         if type(module) is PredictionHead:
             module.head_outputs = _StackedOutputs(module)
