@@ -119,6 +119,7 @@ CLI_DEFAULTS = {
     ("quantize", "--count"): (None, ["32"]),
     ("quantize", "--output"): (None, ["<config>-int8.onnx"]),
     ("quantize", "--threads"): (None, ["all cores"]),
+    ("quantize", "--weight-bits"): (None, ["8 on a CPU with int8 dot products, else 7"]),
     ("train", "--batch-size"): (8, ["8"]),
     ("train", "--checkpoint-every"): (1000, []),
     ("train", "--device"): (None, ["cuda if available, else cpu"]),
