@@ -29,60 +29,110 @@ from benchmarks.bench_e2e import DEFAULT_IMAGE, _load_image, _make, _with_backen
 CALIBRATION = (1, 2, 4)  # sample photographs not among the parity images (chelsea, coffee, camera)
 
 
-def stage_split(path: Path, image: Any, threads: int, reps: int = 3) -> dict[str, float]:
-    """ms per stage of one int8 prediction: Python pre/post-processing and the session's op kinds."""
+INT8_KERNELS = ("QLinearConv", "MatMulIntegerToFloat", "QLinearMatMul", "QGemm")
+
+
+def _node_scopes(path: Path) -> dict[str, str]:
+    """Graph node name -> the network part it belongs to (``network.backbone``, ...) or ``after``."""
+    import ast
+
+    import onnx
+
+    parts = {}
+    for node in onnx.load(str(path), load_external_data=False).graph.node:
+        scopes = [ast.literal_eval(p.value) for p in node.metadata_props if p.key == "pkg.torch.onnx.name_scopes"]
+        names = scopes[0] if scopes else []
+        parts[node.name] = names[2] if len(names) > 2 and names[1] == "network" else "after"
+    return parts
+
+
+def _part_of(kernel: str, parts: dict[str, str]) -> str | None:
+    """The part of an onnxruntime kernel (its name is a graph node's, maybe with a fusion suffix)."""
+    for name in (kernel, kernel.split("_token")[0].removesuffix("_nchwc"), "node_" + kernel.split("_token")[0].removesuffix("_nchwc")):
+        if name in parts:
+            return parts[name]
+    return None  # a node onnxruntime inserted (layout transposes, reorders)
+
+
+def _median_ms(fn: Any, reps: int) -> float:
+    fn()
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def eager_after_network_ms(model: Any, image: Any, reps: int) -> float:
+    """Our eager path's detection + FastNMS + mask assembly and cropping for one image (float32,
+    on the network's output for ``image``): what the int8 graph's after-network ops replace."""
+    import torch
+
+    from yolactpp.detect import detect
+    from yolactpp.postprocess import assemble_masks
+    from yolactpp.preprocess import preprocess, to_rgb_array
+
+    with torch.inference_mode():
+        prepared = preprocess([to_rgb_array(image)], model.config.preprocess)
+        out = model.network(prepared.tensor)
+
+        def after() -> None:
+            raw = detect(out.loc[0], out.conf[0], out.coefficients[0], out.priors, model.config.detect)
+            assemble_masks(out.proto[0], raw.coefficients, raw.boxes)
+
+        return _median_ms(after, reps)
+
+
+def stage_split(path: Path, image: Any, threads: int, eager_model: Any, reps: int = 5) -> dict[str, float]:
+    """One int8 prediction, in ms: end to end and the session alone unprofiled, then the session's
+    kernels from onnxruntime's profiler by kind (the profiler adds a little to each of the ~1000
+    small kernels, so the kinds sum to more than the unprofiled session)."""
     import onnxruntime as ort
 
     from yolactpp.export import load_exported
-    from yolactpp.export import predictor as exported
 
-    int8 = "int8 convolutions and products"
-    kinds = {"QLinearConv": int8, "MatMulIntegerToFloat": int8, "QLinearMatMul": int8, "QGemm": int8,
-             "QuantizeLinear": "quantize / dequantize", "DequantizeLinear": "quantize / dequantize",
-             "Conv": "float convolutions", "FusedConv": "float convolutions", "MatMul": "float products",
-             "FusedMatMul": "float products", "DeformConv": "DeformConv (float)", "GridSample": "DCN sampling (float)"}  # fmt: skip
+    model = load_exported(path, threads=threads)
+    feeds = model.input_feeds([image])
+    end_to_end = _median_ms(lambda: model.predict(image).masks, reps)
+    session = _median_ms(lambda: model._runtime.run(feeds, model.info.outputs), reps)
+
     options = ort.SessionOptions()
     options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
     options.enable_profiling = True
     options.profile_file_prefix = str(Path(tempfile.mkdtemp()) / "int8")
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    model = load_exported(path, threads=threads)
-    session_ms: list[float] = []
-
-    class ProfiledRuntime:
-        """The model's runtime, but running the profiled session and timing each run."""
-
-        def __init__(self, inner: Any) -> None:
-            self.inner = inner
-
-        def __getattr__(self, name: str) -> Any:
-            return getattr(self.inner, name)
-
-        def run(self, feeds: dict[str, Any], outputs: Any) -> dict[str, Any]:
-            start = time.perf_counter()
-            out = dict(zip(outputs, session.run(list(outputs), feeds)))
-            session_ms.append((time.perf_counter() - start) * 1000)
-            return out
-
-    model = exported.ExportedModel(ProfiledRuntime(model._runtime), model.config, model.info, path)
-    totals = []
-    for _ in range(reps + 1):
-        start = time.perf_counter()
-        model.predict(image).masks
-        totals.append((time.perf_counter() - start) * 1000)
-    events = json.loads(Path(session.end_profiling()).read_text())
-    per_kind: dict[str, float] = collections.Counter()
+    profiled = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    inputs = {i.name for i in profiled.get_inputs()}
+    for _ in range(reps):
+        profiled.run(None, {k: v for k, v in feeds.items() if k in inputs})
+    events = json.loads(Path(profiled.end_profiling()).read_text())
+    parts = _node_scopes(path)
+    kinds: dict[str, float] = collections.Counter()
     for e in events:
-        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
-            per_kind[kinds.get(e["args"]["op_name"], "detection, masks, other ops")] += e["dur"] / 1000 / (reps + 1)
-    split = {
-        "preprocess + pixel boxes + full-size masks (Python)": statistics.median(
-            t - s for t, s in zip(totals, session_ms)
-        )
-    }
-    split.update(sorted(per_kind.items(), key=lambda kv: -kv[1]))
-    split["total"] = statistics.median(totals)
-    split["outside int8 products, % of total"] = 100 * (1 - per_kind.get(int8, 0.0) / split["total"])
+        if e.get("cat") != "Node" or not e["name"].endswith("_kernel_time"):
+            continue
+        op, part = e["args"]["op_name"], _part_of(e["name"].removesuffix("_kernel_time"), parts)
+        if op in INT8_KERNELS:
+            kind = "int8 convolutions and products"
+        elif op in ("QuantizeLinear", "DequantizeLinear"):
+            kind = "quantize / dequantize"
+        elif op == "GridSample":
+            kind = "DCN sampling (GridSample)"
+        elif part is None:
+            kind = "layout changes inserted by onnxruntime"
+        elif part == "after":
+            kind = "after the network: detection, FastNMS, mask assembly, crop"
+        else:
+            kind = "other float ops in the network (DCN modulation, adds, resize, ...)"
+        kinds[kind] += e["dur"] / 1000 / reps
+    split = {"Python: preprocess, pixel boxes, full-size masks (end to end - session)": end_to_end - session}
+    split.update(sorted(kinds.items(), key=lambda kv: -kv[1]))
+    int8 = kinds["int8 convolutions and products"]
+    split["session, unprofiled"] = session
+    split["end to end, unprofiled"] = end_to_end
+    split["outside int8 products, % of the session"] = 100 * (1 - int8 / session)
+    split["outside int8 products, % of end to end"] = 100 * (1 - int8 / end_to_end)
+    split["eager float32 path: detection, FastNMS, mask assembly, crop"] = eager_after_network_ms(eager_model, image, reps)
     return split
 
 
@@ -144,7 +194,7 @@ def main(argv: list[str] | None = None) -> None:
         rss = "-" if args.no_memory else f"{peak_rss_mb(specs['int8'], args.image, args.threads):.0f}"
         rows.append([name, f"{med['int8']:.0f}", f"{med['bf16']:.0f}", f"{med['fp32']:.0f}",
                      f"{med['bf16'] / med['int8']:.2f}x", f"{med['fp32'] / med['int8']:.2f}x", rss])  # fmt: skip
-        splits[name] = stage_split(quantized.path, image, args.threads)
+        splits[name] = stage_split(quantized.path, image, args.threads, model)
         print(f"# {name} done", file=sys.stderr, flush=True)
     cases = [f"kept {im}" for im in IMAGES]
     top = [f"{c} (top {CAP_CLEAR_RANK})" for c in cases]

@@ -227,21 +227,24 @@ def test_padded_detection_equals_detect_when_top_k_cuts(use_topk: bool) -> None:
     conf = torch.softmax(torch.randn(batch, priors_n, classes + 1, generator=gen) * 2, dim=-1)
     coefficients = torch.randn(batch, priors_n, 4, generator=gen)
     assert int((conf[0, :, 1:].amax(-1) > 0.05).sum()) > 200
-    for top_k, max_detections in ((1, 100), (5, 100), (17, 10), (40, 100)):
+    cases = [(1, 100, (0, 1, 2)), (5, 100, (0, 1, 2)), (17, 10, (0, 1, 2)), (40, 100, (0, 1, 2)), (5, 100, (0, 2)), (17, 10, (1,))]
+    for top_k, max_detections, chosen in cases:
+        class_mask = torch.zeros(classes, dtype=torch.bool)
+        class_mask[list(chosen)] = True
         det = padded_detect(
             loc, conf, coefficients, priors,
             conf_threshold=torch.tensor(0.05), iou_threshold=torch.tensor(0.5), top_k=torch.tensor(top_k),
-            class_mask=torch.ones(classes, dtype=torch.bool), max_top_k=64, max_detections=max_detections,
-            use_topk=use_topk,
+            class_mask=class_mask, max_top_k=64, max_detections=max_detections, use_topk=use_topk,
         )  # fmt: skip
         settings = DetectConfig(top_k=top_k, max_detections=max_detections)
+        columns = [0, *(c + 1 for c in chosen)]  # eager: the background and the chosen classes' columns only
         for b in range(batch):
-            want = detect(loc[b], conf[b], coefficients[b], priors, settings)
+            want = detect(loc[b], conf[b][:, columns], coefficients[b], priors, settings)
             n = int(det.count[b])
-            assert n == len(want) <= min(classes * top_k, max_detections)
+            assert n == len(want) <= min(len(chosen) * top_k, max_detections)
             torch.testing.assert_close(det.scores[b, :n], want.scores)
             torch.testing.assert_close(det.boxes[b, :n], want.boxes)
-            assert det.labels[b, :n].tolist() == want.labels.tolist()
+            assert det.labels[b, :n].tolist() == [chosen[i] for i in want.labels.tolist()]
             torch.testing.assert_close(det.coefficients[b, :n], want.coefficients)
 
 
