@@ -27,8 +27,9 @@ from tests.test_export import small_model
 from yolactpp import YolactPP
 from yolactpp.cli import main
 from yolactpp.export import load_exported
+from yolactpp.export.metadata import quantized_weight_bits
 from yolactpp.quantize import CalibrationError, calibration_images, int8_support, sample_photographs
-from yolactpp.quantize.cpu import SlowInt8Warning
+from yolactpp.quantize.cpu import SlowInt8Warning, warn_if_int8_slow
 from yolactpp.quantize.onnx_int8 import QUANTIZATION_KEY, default_weight_bits
 
 # -- CPU detection ---------------------------------------------------------------------------------
@@ -45,6 +46,15 @@ def test_int8_support_reads_cpu_flags() -> None:
     plain = int8_support(ZEN3)
     assert plain.known and not plain.accelerated
     assert "will not pay" in plain.describe()
+    # loading an int8 file there: a file with full 8-bit weights is told to be requantized with 7
+    with pytest.warns(SlowInt8Warning, match=r"8-bit weights.*weight_bits=7"):
+        warn_if_int8_slow(plain, weight_bits=8)
+    with pytest.warns(SlowInt8Warning) as seen:
+        warn_if_int8_slow(plain, weight_bits=7)
+    assert "weight_bits=7" not in str(seen[0].message)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warn_if_int8_slow(int8_support(EPYC_VNNI), weight_bits=8)  # no warning where int8 pays
 
 
 # -- calibration sources ---------------------------------------------------------------------------
@@ -116,7 +126,7 @@ def test_quantized_file_is_int8_and_self_describing(small_int8) -> None:
     assert json.loads(meta["yolactpp.export"])["dtype"] == "int8" == quantized.info.dtype
     settings = json.loads(meta[QUANTIZATION_KEY])
     assert settings["calibration_images"] == 3
-    assert settings["weight_bits"] == default_weight_bits() and settings["int8_nodes"] > 10
+    assert settings["weight_bits"] == default_weight_bits() == quantized_weight_bits(meta) and settings["int8_nodes"] > 10
     weights = {i.name for i in proto.graph.initializer if i.data_type == onnx.TensorProto.INT8}
     assert weights, "no int8 weights in the file"
     produced_by = {out: node for node in proto.graph.node for out in node.output}

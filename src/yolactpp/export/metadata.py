@@ -19,9 +19,11 @@ from yolactpp.errors import YolactppError
 __all__ = [
     "FORMAT_KEY",
     "FORMAT_VALUE",
+    "QUANTIZATION_KEY",
     "ExportError",
     "ExportFormatError",
     "ExportInfo",
+    "quantized_weight_bits",
     "read_metadata",
     "write_metadata",
 ]
@@ -32,6 +34,8 @@ FORMAT_VALUE = "yolactpp-export/1"
 _CONFIG_KEY = "yolactpp.config"
 _EXPORT_KEY = "yolactpp.export"
 _VERSION_KEY = "yolactpp.version"
+#: The quantization settings of an int8 file (JSON: weight bits, calibration, what is int8).
+QUANTIZATION_KEY = "yolactpp.quantization"
 
 
 class ExportError(YolactppError, RuntimeError):
@@ -108,3 +112,12 @@ def read_metadata(metadata: Mapping[str, str], source: str) -> tuple[ModelConfig
     except (KeyError, TypeError, ValueError) as exc:
         raise ExportFormatError(f"{source}: damaged yolactpp metadata ({type(exc).__name__}: {exc})") from None
     return config, info
+
+
+def quantized_weight_bits(metadata: dict[str, str]) -> int | None:
+    """The weight range an int8 file was quantized with (7 or 8), None when it does not say."""
+    try:
+        bits = json.loads(metadata.get(QUANTIZATION_KEY, "{}")).get("weight_bits")
+    except (ValueError, AttributeError):
+        return None
+    return bits if bits in (7, 8) else None

@@ -210,7 +210,8 @@ def load_exported(
     config, info = read_metadata(runtime.metadata, str(p))
     _check_signature(runtime, config, info, str(p))
     if info.dtype == "int8":
+        from yolactpp.export.metadata import quantized_weight_bits
         from yolactpp.runtime.int8 import warn_if_int8_slow
 
-        warn_if_int8_slow()
+        warn_if_int8_slow(weight_bits=quantized_weight_bits(runtime.metadata))
     return ExportedModel(runtime, config, info, p)

@@ -34,7 +34,7 @@ import numpy as np
 
 from yolactpp.errors import InvalidArgumentError
 from yolactpp.export.int8_form import HEAD_MATMUL_SCOPE
-from yolactpp.export.metadata import ExportFormatError, read_metadata, write_metadata
+from yolactpp.export.metadata import QUANTIZATION_KEY, ExportFormatError, read_metadata, write_metadata
 from yolactpp.runtime.int8 import Int8Support, int8_support
 
 __all__ = [
@@ -59,8 +59,6 @@ QUANTIZED_PARTS = (
 FLOAT_OUTPUT_SCOPES = (f".{HEAD_MATMUL_SCOPE}",)
 #: The weight ranges offered: 8 (full, needs integer dot products) or 7 (safe with 16-bit sums).
 WEIGHT_BITS = (7, 8)
-#: Metadata key of the quantization settings in an int8 file.
-QUANTIZATION_KEY = "yolactpp.quantization"
 _SCOPES_KEY = "pkg.torch.onnx.name_scopes"
 #: The im2col ops around the head's output product, run on uint8 data when they carry QDQ pairs.
 _DATA_MOVEMENT = ("Transpose", "Pad", "Slice", "Concat", "Reshape")

@@ -86,9 +86,16 @@ def _torch_probe() -> Int8Support:
     return Int8Support(tuple(found), known=known)
 
 
-def warn_if_int8_slow(support: Int8Support | None = None) -> Int8Support:
-    """Warn (:class:`SlowInt8Warning`) when this CPU lacks int8 dot-product instructions."""
+def warn_if_int8_slow(support: Int8Support | None = None, weight_bits: int | None = None) -> Int8Support:
+    """Warn (:class:`SlowInt8Warning`) when this CPU lacks int8 dot-product instructions; for a
+    file with full 8-bit weights (``weight_bits=8``) the warning says that its sums can saturate here."""
     support = int8_support() if support is None else support
     if not support.accelerated:
-        warn_caller(support.describe(), SlowInt8Warning)
+        message = support.describe()
+        if weight_bits == 8:
+            message += (
+                "; this file has full 8-bit weights, which those 16-bit sums can saturate (detections lost): "
+                "quantize it again with weight_bits=7 (yolactpp quantize --weight-bits 7) for this CPU"
+            )
+        warn_caller(message, SlowInt8Warning)
     return support
