@@ -189,7 +189,7 @@ def test_quantize_reads_calibration_first_and_cleans_up(tmp_path: Path, monkeypa
     def failing_quantize(*args, **kwargs):
         raise RuntimeError("quantization failed")
 
-    monkeypatch.setattr("yolactpp.export.export_onnx", exported)
+    monkeypatch.setattr("yolactpp.export.onnx_export.write_onnx", exported)
     monkeypatch.setattr("yolactpp.export.load_exported", lambda *a, **k: SimpleNamespace())
     monkeypatch.setattr("yolactpp.quantize.onnx_int8.quantize_onnx", failing_quantize)
     with warnings.catch_warnings():

@@ -26,6 +26,7 @@ from torch import nn
 from yolactpp.backbone.dcn import ModulatedDeformConv2d
 from yolactpp.backbone.fold import folded_conv_bn_params
 from yolactpp.export.dcn_grid_sample import deform_conv2d_grid_sample
+from yolactpp.export.metadata import ExportError
 from yolactpp.heads.prediction import PredictionHead
 from yolactpp.heads.protonet import ProtoNet
 
@@ -53,7 +54,7 @@ class _StackedOutputs(nn.Module):
         convs = (head.bbox_layer, head.conf_layer, head.mask_layer)
         for conv in convs:
             if conv.kernel_size != (3, 3) or conv.padding != (1, 1) or conv.stride != (1, 1) or conv.groups != 1:
-                raise ValueError(f"int8 form: the head's output convolutions must be 3x3, padding 1, got {conv}")
+                raise ExportError(f"int8 form: the head's output convolutions must be 3x3, padding 1, got {conv}")
         self.splits = [conv.out_channels for conv in convs]
         weight = torch.cat([conv.weight.permute(2, 3, 1, 0).reshape(-1, conv.out_channels) for conv in convs], dim=1)
         bias = torch.cat([conv.bias if conv.bias is not None else weight.new_zeros(conv.out_channels) for conv in convs])
@@ -102,7 +103,7 @@ def _rewrite_dcns(network: nn.Module) -> None:
         if type(conv) is not ModulatedDeformConv2d:
             continue
         if conv.offset_groups != 1:
-            raise ValueError(f"{name}: the int8 form supports DCNs with one offset group, this has {conv.offset_groups}")
+            raise ExportError(f"{name}: the int8 form supports DCNs with one offset group, this has {conv.offset_groups}")
         out_c, in_c, kh, kw = conv.weight.shape
         conv.product_weight = nn.Parameter(conv.weight.reshape(out_c, in_c * kh * kw, 1, 1).clone(), requires_grad=False)
         conv.__class__ = _Int8FormDeformConv
@@ -114,7 +115,7 @@ class _NhwcProjection(nn.Module):
     def __init__(self, conv: nn.Conv2d) -> None:
         super().__init__()
         if conv.kernel_size != (1, 1) or conv.stride != (1, 1) or conv.groups != 1:
-            raise ValueError(f"int8 form: ProtoNet's last layer must be a 1x1 convolution, got {conv}")
+            raise ExportError(f"int8 form: ProtoNet's last layer must be a 1x1 convolution, got {conv}")
         weight = conv.weight.reshape(conv.out_channels, conv.in_channels).t()
         self.weight = nn.Parameter(weight.contiguous(), requires_grad=False)
         bias = conv.bias if conv.bias is not None else weight.new_zeros(conv.out_channels)
