@@ -78,10 +78,12 @@ def upsample_masks(soft_masks: np.ndarray, height: int, width: int, threshold: f
         top, bottom = int(np.searchsorted(y1, rows[0])), int(np.searchsorted(y0, rows[-1], side="right"))
         left, right = int(np.searchsorted(x1, cols[0])), int(np.searchsorted(x0, cols[-1], side="right"))
         ys, xs = slice(top, bottom), slice(left, right)
-        mask = masks[i]
-        low, high = mask[y0[ys]], mask[y1[ys]]
-        row_low = low[:, x0[xs]] * wx0[xs] + low[:, x1[xs]] * wx1[xs]
-        row_high = high[:, x0[xs]] * wx0[xs] + high[:, x1[xs]] * wx1[xs]
+        # Each source row's horizontal pass is computed once (not once per output row reading it):
+        # the same products as torch's kernel, ~2x less work for masks that fill the image.
+        first, last = int(y0[ys][0]), int(y1[ys][-1])
+        source = masks[i, first : last + 1]
+        across = source[:, x0[xs]] * wx0[xs] + source[:, x1[xs]] * wx1[xs]
+        row_low, row_high = across[y0[ys] - first], across[y1[ys] - first]
         out[i, ys, xs] = (row_low * wy0[ys, None] + row_high * wy1[ys, None]) > threshold
     return out
 
