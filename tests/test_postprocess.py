@@ -111,3 +111,19 @@ def test_mask_iou_uses_each_detections_own_class_column() -> None:
     (seen,) = net.seen
     assert torch.equal(seen, soft[:, None])  # the soft masks themselves, not binarized ones
     assert mask_iou_scores(net, soft[:0], labels[:0]).shape == (0,)
+
+
+@pytest.mark.parametrize("size", [(720, 1280), (97, 61), (2, 3), (1000, 40)])
+def test_numpy_upsampling_equals_full_interpolation(size: tuple[int, int]) -> None:
+    """The torch-free twin (exported models) computes in float32, on cropped, empty, uncropped and
+    edge-touching masks: equal to float32 interpolation up to last-bit ties at the 0.5 cut."""
+    from yolactpp.numpy_ops import upsample_masks as numpy_upsample
+
+    soft = _random_cropped(30, torch.float32, seed=4)
+    soft[5] = 0
+    soft[6] = torch.rand(138, 138)  # fills the image: the whole window
+    soft[7] = 0
+    soft[7, -3:, -2:] = 0.9  # a corner blob: the window's last rows and columns
+    full = F.interpolate(soft[None], size=size, mode="bilinear", align_corners=False)[0] > 0.5
+    ours = torch.from_numpy(numpy_upsample(soft.numpy(), *size))
+    assert (ours != full).sum() <= 10 and ours[6].any() and ours[7].any() and not ours[5].any()

@@ -77,6 +77,8 @@ def upsample_masks(soft_masks: np.ndarray, height: int, width: int, threshold: f
         # Output range whose taps (low, high) reach [first, last]: high >= first and low <= last.
         top, bottom = int(np.searchsorted(y1, rows[0])), int(np.searchsorted(y0, rows[-1], side="right"))
         left, right = int(np.searchsorted(x1, cols[0])), int(np.searchsorted(x0, cols[-1], side="right"))
+        if top >= bottom or left >= right:  # no output pixel reads this mask's nonzero part
+            continue
         ys, xs = slice(top, bottom), slice(left, right)
         # Each source row's horizontal pass is computed once (not once per output row reading it):
         # the same products as torch's kernel, ~2x less work for masks that fill the image.
