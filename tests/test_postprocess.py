@@ -126,4 +126,5 @@ def test_numpy_upsampling_equals_full_interpolation(size: tuple[int, int]) -> No
     soft[7, -3:, -2:] = 0.9  # a corner blob: the window's last rows and columns
     full = F.interpolate(soft[None], size=size, mode="bilinear", align_corners=False)[0] > 0.5
     ours = torch.from_numpy(numpy_upsample(soft.numpy(), *size))
-    assert (ours != full).sum() <= 10 and ours[6].any() and ours[7].any() and not ours[5].any()
+    assert (ours != full).sum() <= 10 and ours[6].any() and not ours[5].any()
+    assert ours[7].any() or min(size) < 10  # the corner blob shows unless the output is a few pixels
