@@ -2,7 +2,10 @@
 held-out generated shapes, for the learning test's model (tests/train/test_learning.py: the tiny
 YOLACT trained from scratch, 96 px, 800 iterations of 8 on 600 images; scored on --held-out generated images, 200 by default).
 
-    python benchmarks/bench_int8_accuracy.py [--seed 0] [--calibration 16] [--model-dir runs/x/model]
+    python benchmarks/bench_int8_accuracy.py [--seed 0] [--calibration 16] [--model-dir runs/x/model] [--plus]
+
+``--plus`` trains a tiny YOLACT++ instead: the same backbone with DCNs in its C3 and C4 stages
+and a 3-layer mask re-scoring net, so that the DCN's and the re-scoring net's quantization are measured too.
 
 ``--model-dir`` scores an already trained model (its folder, as ``fit`` saves it) on a split of
 ``--seed`` instead of training one (about a minute on 2 cores).
@@ -21,11 +24,57 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks._common import markdown_table
 
 
+TINY_DCN_BACKBONE = "bench_tiny_dcn"
+
+
+def register_tiny_dcn() -> None:
+    """The tests' tiny backbone with each C3 / C4 stage's second convolution deformable."""
+    from torch import nn
+
+    from tests.train.tiny import TinyBackbone
+    from yolactpp.backbone.dcn import ModulatedDeformConv2d
+    from yolactpp.registry import register_backbone
+
+    def build(cfg: object) -> TinyBackbone:
+        backbone = TinyBackbone()
+        for stage in (backbone.stages[1], backbone.stages[2]):
+            conv = stage[3]
+            assert isinstance(conv, nn.Conv2d)
+            stage[3] = ModulatedDeformConv2d(conv.in_channels, conv.out_channels, 3, padding=1)
+        return backbone
+
+    register_backbone(TINY_DCN_BACKBONE, overwrite=True)(build)
+
+
+def plus_model() -> object:
+    """The learning model's YOLACT++ twin (DCN backbone, re-scoring net), same seeds."""
+    import dataclasses
+
+    import torch
+
+    from tests.train.tiny import LEARNING_ANCHOR_SCALES, LEARNING_SIZE, tiny_config
+    from yolactpp import YolactPP
+    from yolactpp.config import BackboneConfig
+    from yolactpp.train.initialize import fresh_network
+    from yolactpp.train.shapes import SHAPE_CLASSES
+
+    register_tiny_dcn()
+    config = dataclasses.replace(
+        tiny_config(LEARNING_SIZE, SHAPE_CLASSES, "tiny_shapes_plus", LEARNING_ANCHOR_SCALES),
+        backbone=BackboneConfig(TINY_DCN_BACKBONE),
+        maskiou_channels=(8, 16, 32),
+    )
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        return YolactPP(config, network=fresh_network(config, torch.Generator().manual_seed(0)))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0, help="data seed of the generated split")
     parser.add_argument("--calibration", type=int, default=16, help="training images to calibrate on")
     parser.add_argument("--model-dir", default=None)
+    parser.add_argument("--plus", action="store_true", help="a tiny YOLACT++ (DCN, re-scoring net) instead")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--held-out", type=int, default=200, help="held-out images to score on (the learning test's 50 and more)")
     args = parser.parse_args(argv)
@@ -50,15 +99,17 @@ def main(argv: list[str] | None = None) -> None:
     train, val = make_shapes_splits(root / "shapes", LEARNING_IMAGES[0], args.held_out, seed=args.seed, image_size=LEARNING_SIZE)
     if args.model_dir:
         register_tiny()
+        register_tiny_dcn()
         model = YolactPP.from_pretrained(args.model_dir)
     else:
         start = time.perf_counter()
-        result = learning_model().fit(  # type: ignore[attr-defined]
+        untrained = plus_model() if args.plus else learning_model()
+        result = untrained.fit(  # type: ignore[attr-defined]
             learning_data(train.annotations, train.images), None, output_dir=root / "run", **LEARNING_OPTIONS
         )
         model = result.model
         print(f"# trained in {time.perf_counter() - start:.0f} s: {result.model_dir}", file=sys.stderr)
-    print(f"# seed {args.seed}, {args.held_out} held-out images, calibration on {args.calibration} training images; "
+    print(f"# {model.config.name}, seed {args.seed}, {args.held_out} held-out images, calibration on {args.calibration} training images; "
           f"{int8_support().describe()}")  # fmt: skip
     rows = []
     reference = evaluate_coco(model, val.annotations, val.images)
