@@ -23,7 +23,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks._common import markdown_table
 
-
 TINY_DCN_BACKBONE = "bench_tiny_dcn"
 
 
