@@ -8,6 +8,7 @@ Both int8 engines get the same uint8 activations and per-channel int8 weights; t
 called eagerly (an Inductor program calls the same kernel, adding only fusion of the ops around it).
 """
 
+# ruff: noqa: B023 (each closure is timed within the loop iteration that defines it)
 from __future__ import annotations
 
 import argparse
