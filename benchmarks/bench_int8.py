@@ -34,14 +34,13 @@ INT8_KERNELS = ("QLinearConv", "MatMulIntegerToFloat", "QLinearMatMul", "QGemm")
 
 def _node_scopes(path: Path) -> dict[str, str]:
     """Graph node name -> the network part it belongs to (``network.backbone``, ...) or ``after``."""
-    import ast
-
     import onnx
+
+    from yolactpp.quantize.onnx_int8 import module_scopes
 
     parts = {}
     for node in onnx.load(str(path), load_external_data=False).graph.node:
-        scopes = [ast.literal_eval(p.value) for p in node.metadata_props if p.key == "pkg.torch.onnx.name_scopes"]
-        names = scopes[0] if scopes else []
+        names = module_scopes(node)
         parts[node.name] = names[2] if len(names) > 2 and names[1] == "network" else "after"
     return parts
 
@@ -54,14 +53,10 @@ def _part_of(kernel: str, parts: dict[str, str]) -> str | None:
     return None  # a node onnxruntime inserted (layout transposes, reorders)
 
 
-def _median_ms(fn: Any, reps: int) -> float:
-    fn()
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+def _median_ms(fns: dict[str, Any], reps: int) -> dict[str, float]:
+    """Median ms of each argument-free callable, timed with bench_e2e's ``time_runs``."""
+    runs = time_runs({name: (lambda _, fn=fn: fn()) for name, fn in fns.items()}, None, reps, 1)
+    return {name: statistics.median(times) for name, times in runs.items()}
 
 
 def eager_after_network_ms(model: Any, image: Any, reps: int) -> float:
@@ -81,7 +76,7 @@ def eager_after_network_ms(model: Any, image: Any, reps: int) -> float:
             raw = detect(out.loc[0], out.conf[0], out.coefficients[0], out.priors, model.config.detect)
             assemble_masks(out.proto[0], raw.coefficients, raw.boxes)
 
-        return _median_ms(after, reps)
+        return _median_ms({"after": after}, reps)["after"]
 
 
 def stage_split(path: Path, image: Any, threads: int, eager_model: Any, reps: int = 5) -> dict[str, float]:
@@ -94,8 +89,11 @@ def stage_split(path: Path, image: Any, threads: int, eager_model: Any, reps: in
 
     model = load_exported(path, threads=threads)
     feeds = model.input_feeds([image])
-    end_to_end = _median_ms(lambda: model.predict(image).masks, reps)
-    session = _median_ms(lambda: model._runtime.run(feeds, model.info.outputs), reps)
+    timed = _median_ms(
+        {"end to end": lambda: model.predict(image).masks, "session": lambda: model._runtime.run(feeds, model.info.outputs)},
+        reps,
+    )
+    end_to_end, session = timed["end to end"], timed["session"]
 
     options = ort.SessionOptions()
     options.intra_op_num_threads, options.inter_op_num_threads = threads, 1

@@ -14,12 +14,11 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks._common import markdown_table
+from benchmarks.bench_e2e import time_runs
 
 #: (in channels, out channels, size, what it is in yolact_plus_resnet50 at 550 px)
 SHAPES = (
@@ -29,17 +28,6 @@ SHAPES = (
     (128, 128, 69, "C3 block 3x3"),
     (512, 512, 18, "C5 block 3x3"),
 )
-
-
-def _median_ms(fn: Callable[[], object], reps: int) -> float:
-    fn()
-    fn()
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -99,12 +87,16 @@ def main(argv: list[str] | None = None) -> None:
         )  # fmt: skip
         feeds = {"x": qx.contiguous().numpy()}
         with torch.no_grad():
-            ms = {
-                "fp32": _median_ms(lambda: conv(x_cl), args.reps),
-                "bf16": _median_ms(lambda: conv_bf16(x_bf16), args.reps),
-                "oneDNN int8": _median_ms(onednn, args.reps),
-                "onnxruntime int8": _median_ms(lambda: session.run(None, feeds), args.reps),
-            }
+            runs = time_runs(
+                {
+                    "fp32": lambda _: conv(x_cl),
+                    "bf16": lambda _: conv_bf16(x_bf16),
+                    "oneDNN int8": lambda _: onednn(),
+                    "onnxruntime int8": lambda _: session.run(None, feeds),
+                },
+                None, args.reps, 2,
+            )  # fmt: skip
+            ms = {name: statistics.median(times) for name, times in runs.items()}
         gmac = cin * cout * 9 * size * size / 1e9
         rows.append([
             f"{cin}->{cout} @{size}^2 ({what})", f"{gmac:.2f}", *(f"{v:.1f}" for v in ms.values()),

@@ -55,11 +55,14 @@ class ModulatedDeformConv2d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_with_params(x, self.weight, self.bias)
 
+    def offsets_and_mask(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The sampling offsets (interleaved dy, dx per tap) and the sigmoid modulation mask for ``x``."""
+        offset_mask = self.conv_offset_mask(x)
+        return offset_mask[:, : self._offset_channels], torch.sigmoid(offset_mask[:, self._offset_channels :])
+
     def forward_with_params(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         """The layer with another weight/bias (e.g. with a following BatchNorm folded in)."""
-        offset_mask = self.conv_offset_mask(x)
-        offset = offset_mask[:, : self._offset_channels]
-        mask = torch.sigmoid(offset_mask[:, self._offset_channels :])
+        offset, mask = self.offsets_and_mask(x)
         return ops.deform_conv2d(
             x,
             offset,

@@ -93,9 +93,7 @@ def deform_conv2d_grid_sample(
 
 class _GridSampleDeformConv(ModulatedDeformConv2d):
     def forward_with_params(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-        offset_mask = self.conv_offset_mask(x)
-        offset = offset_mask[:, : self._offset_channels]
-        mask = torch.sigmoid(offset_mask[:, self._offset_channels :])
+        offset, mask = self.offsets_and_mask(x)
         return deform_conv2d_grid_sample(x, offset, weight, bias, self.stride, self.padding, self.dilation, mask)
 
 

@@ -81,9 +81,7 @@ class _Int8FormDeformConv(ModulatedDeformConv2d):
     product_weight: nn.Parameter
 
     def forward_with_params(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-        offset_mask = self.conv_offset_mask(x)
-        offset = offset_mask[:, : self._offset_channels]
-        mask = torch.sigmoid(offset_mask[:, self._offset_channels :])
+        offset, mask = self.offsets_and_mask(x)
         return deform_conv2d_grid_sample(
             x, offset, weight, bias, self.stride, self.padding, self.dilation, mask, product_weight=self.product_weight
         )

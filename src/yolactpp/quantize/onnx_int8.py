@@ -44,6 +44,7 @@ __all__ = [
     "WEIGHT_BITS",
     "default_weight_bits",
     "int8_nodes",
+    "module_scopes",
     "quantize_onnx",
 ]
 
@@ -64,7 +65,8 @@ _SCOPES_KEY = "pkg.torch.onnx.name_scopes"
 _DATA_MOVEMENT = ("Transpose", "Pad", "Slice", "Concat", "Reshape")
 
 
-def _module_scopes(node: Any) -> list[str]:
+def module_scopes(node: Any) -> list[str]:
+    """The module path of an exported node, outermost first (from the exporter's node metadata)."""
     for prop in node.metadata_props:
         if prop.key == _SCOPES_KEY:
             try:
@@ -78,7 +80,7 @@ def int8_nodes(model: Any) -> list[str]:
     """Names of the nodes to quantize in a model exported in the int8 form (see the module docs)."""
     chosen, seen_scopes, head_products = [], False, 0
     for node in model.graph.node:
-        scopes = _module_scopes(node)
+        scopes = module_scopes(node)
         seen_scopes = seen_scopes or bool(scopes)
         if not any(s.startswith(QUANTIZED_PARTS) for s in scopes):
             continue
