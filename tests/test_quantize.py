@@ -173,6 +173,16 @@ def test_quantized_model_predicts_and_reloads(small_int8, tmp_path: Path, capsys
     assert "exists; pass overwrite=True (--overwrite)" in capsys.readouterr().err
 
 
+def test_weight_bits_are_checked_before_any_work(small_int8, tmp_path: Path) -> None:
+    from yolactpp.errors import InvalidArgumentError
+
+    model, _, images, _ = small_int8
+    for bad in (6, 8.0, True, "8"):
+        with pytest.raises(InvalidArgumentError, match="weight_bits must be 7, 8 or None"):
+            model.quantize(images, weight_bits=bad, path=tmp_path / "q.onnx", progress=False)
+    assert not (tmp_path / "q.onnx").exists()
+
+
 def test_ray_predictor_serves_the_int8_file(small_int8) -> None:
     """The Ray engine's per-actor Predictor loads an int8 file through yolactpp.load, as it does a checkpoint."""
     pytest.importorskip("ray")

@@ -64,10 +64,9 @@ def quantize_model(
     require_extra(("onnx", "onnxscript", "onnxruntime"), "int8", "int8 quantization")
     from yolactpp.export import load_exported
     from yolactpp.export.onnx_export import check_exported, write_onnx
-    from yolactpp.quantize.onnx_int8 import WEIGHT_BITS, quantize_onnx
+    from yolactpp.quantize.onnx_int8 import quantize_onnx, resolve_weight_bits
 
-    if weight_bits is not None and (isinstance(weight_bits, bool) or weight_bits not in WEIGHT_BITS):
-        raise InvalidArgumentError(f"weight_bits must be 7, 8 or None (chosen for this CPU), got {weight_bits!r}")
+    weight_bits = resolve_weight_bits(weight_bits)  # before the slow export
 
     warn_if_int8_slow()
     out = None

@@ -46,6 +46,7 @@ __all__ = [
     "int8_nodes",
     "module_scopes",
     "quantize_onnx",
+    "resolve_weight_bits",
 ]
 
 #: Module paths (in the exported graph) whose Conv / MatMul nodes are quantized.
@@ -85,11 +86,9 @@ def int8_nodes(model: Any) -> list[str]:
         if not any(s.startswith(QUANTIZED_PARTS) for s in scopes):
             continue
         in_head_outputs = any(s.endswith(FLOAT_OUTPUT_SCOPES) for s in scopes)
-        if node.op_type == "Conv" and not in_head_outputs:
+        if node.op_type in ("Conv", "MatMul"):  # MatMul: the int8 form's float-output products
             chosen.append(node.name)
-        elif node.op_type == "MatMul":  # the int8 form's float-output products (head outputs, prototypes)
-            chosen.append(node.name)
-            head_products += in_head_outputs
+            head_products += node.op_type == "MatMul" and in_head_outputs
         elif in_head_outputs and node.op_type in _DATA_MOVEMENT:
             chosen.append(node.name)
     if not seen_scopes:
@@ -106,6 +105,15 @@ def default_weight_bits(support: Int8Support | None = None) -> int:
     """8 where this CPU has integer dot-product instructions, else 7 (see the module docs)."""
     support = int8_support() if support is None else support
     return 8 if support.instructions else 7
+
+
+def resolve_weight_bits(weight_bits: object) -> int:
+    """``weight_bits`` checked (7, 8, or None for :func:`default_weight_bits`); else :class:`InvalidArgumentError`."""
+    if weight_bits is None:
+        return default_weight_bits()
+    if isinstance(weight_bits, bool) or not isinstance(weight_bits, int) or weight_bits not in WEIGHT_BITS:
+        raise InvalidArgumentError(f"weight_bits must be 7, 8 or None (chosen for this CPU), got {weight_bits!r}")
+    return weight_bits
 
 
 class _DropAdvice(logging.Filter):
@@ -151,10 +159,7 @@ def quantize_onnx(
     config, info = read_metadata(metadata, str(float_path))
     if info.dtype != "float32":
         raise ExportFormatError(f"{float_path}: only float32 exports can be quantized, this one is {info.dtype}")
-    if weight_bits is None:
-        weight_bits = default_weight_bits()
-    if weight_bits not in WEIGHT_BITS:
-        raise InvalidArgumentError(f"weight_bits must be 7 or 8, got {weight_bits!r}")
+    weight_bits = resolve_weight_bits(weight_bits)
     nodes = int8_nodes(model)
     del model
 
